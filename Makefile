@@ -1,0 +1,70 @@
+# vqvideo: every stage is one target. Training targets take CONFIG= and ARGS= (LightningCLI overrides), e.g.
+#   make train-vqvae ARGS="--trainer.max_steps=50"
+#   make train-top CONFIG=experiments/kinetics600_256/top_prior.yaml ARGS="--trainer.devices=8"
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# This machine has a CPU build of torch 2.13.0 on local disk; a looser spec would pull a multi-GB CUDA
+# build. On a GPU box with torch already installed: make install TORCH_SPEC=
+TORCH_SPEC ?= torch==2.13.0
+CONFIG ?=
+ARGS ?=
+OUT ?= outputs/demo
+LOGDIR ?= outputs
+
+.PHONY: install test test-all demo train-vqvae precompute train-top train-bottom predict eval \
+        bench bench-data bench-cache bench-sample tensorboard clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(if $(TORCH_SPEC),$(BIN)/python -m pip install -q "$(TORCH_SPEC)")
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-all: install
+	$(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
+
+demo: install
+	$(BIN)/vqvideo demo --out $(OUT) $(if $(FRESH),--fresh) $(ARGS)
+
+train-vqvae: install
+	$(BIN)/vqvideo fit --config $(or $(CONFIG),experiments/demo/vqvae.yaml) $(ARGS)
+
+precompute: install
+	$(BIN)/vqvideo precompute --config $(or $(CONFIG),experiments/demo/precompute.yaml) $(ARGS)
+
+train-top: install
+	$(BIN)/vqvideo fit --config $(or $(CONFIG),experiments/demo/top_prior.yaml) $(ARGS)
+
+train-bottom: install
+	$(BIN)/vqvideo fit --config $(or $(CONFIG),experiments/demo/bottom_prior.yaml) $(ARGS)
+
+predict: install
+	$(BIN)/vqvideo predict --vqvae $(OUT)/vqvae.ckpt --top $(OUT)/top_prior.ckpt \
+	  --bottom $(OUT)/bottom_prior.ckpt --input $(or $(INPUT),embedded:val) --out $(OUT)/predictions $(ARGS)
+
+eval: install
+	@echo "make eval: FVD (I3D) evaluation is not built yet (no issue has landed for it)." >&2; exit 2
+
+bench: bench-data bench-cache bench-sample
+
+bench-data: install
+	$(BIN)/python benchmarks/bench_data.py $(ARGS)
+
+bench-cache: install
+	$(BIN)/python benchmarks/bench_cache.py $(ARGS)
+
+bench-sample: install
+	$(BIN)/python benchmarks/bench_sample.py $(ARGS)
+
+tensorboard: install
+	$(BIN)/tensorboard --logdir $(LOGDIR)
+
+clean:
+	rm -rf outputs lightning_logs .pytest_cache
