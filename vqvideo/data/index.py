@@ -1,0 +1,164 @@
+"""The dataset index: every candidate video probed once (frame count, fps, size, readable or why not).
+
+A Kinetics scan opens ~400k files, so the index is cached as JSON under `cache_dir` (default `data/index/`),
+one file per (root, source, split rule). Its fingerprint is a sha256 of the root, the split rule and every
+file's (relative path, size, mtime): when a file changes, only the changed files are probed again. Probing
+uses PyAV in the calling process (decord readers are only ever created inside `read_clip`): it demuxes all
+packets without decoding them (fast) to count frames and catch truncated files, and decodes the first frame
+to catch undecodable ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from vqvideo.data.sources import SourceFile, list_source
+
+INDEX_VERSION = 1
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """One probed video. `num_frames`, `fps`, `height`, `width` are 0 when `readable` is False."""
+
+    path: str  # absolute
+    rel_path: str
+    num_frames: int
+    fps: float
+    height: int
+    width: int
+    readable: bool
+    reason: str  # why not readable; "" when readable
+    label: str | None
+    split: str  # train | val | test | temporal (both, cut in time)
+
+
+@dataclass
+class VideoIndex:
+    entries: list[VideoEntry]
+    fingerprint: str  # sha256 hex of root, split rule and file stats (the code cache's manifest records it)
+    label_names: list[str]  # sorted; a label's id is its position
+    cache_path: str | None = None
+
+    def label_id(self, label: str | None) -> int:
+        """Integer id of a label name; -1 for None (no label)."""
+        return -1 if label is None else self.label_names.index(label)
+
+    @property
+    def readable_entries(self) -> list[VideoEntry]:
+        return [entry for entry in self.entries if entry.readable]
+
+
+@dataclass(frozen=True)
+class Probe:
+    num_frames: int = 0
+    fps: float = 0.0
+    height: int = 0
+    width: int = 0
+    readable: bool = False
+    reason: str = ""
+
+
+def probe_video(path: str) -> Probe:
+    """Open `path` with PyAV, count its frames by demuxing and decode its first frame."""
+    import av
+
+    if os.path.getsize(path) == 0:
+        return Probe(reason="empty file (0 bytes)")
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                return Probe(reason="no video stream")
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+            height, width = stream.codec_context.height, stream.codec_context.width
+            header_frames = stream.frames
+            num_packets = sum(1 for packet in container.demux(stream) if packet.size > 0)
+            container.seek(0, stream=stream)
+            first_frame = next(container.decode(stream), None)
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as error:
+        return Probe(reason=f"not a readable video ({type(error).__name__}: {str(error)[:160]})")
+    if first_frame is None or num_packets == 0:
+        return Probe(reason="no decodable frames")
+    if header_frames > 0 and num_packets < header_frames:
+        return Probe(reason=f"truncated: header promises {header_frames} frames, file holds {num_packets}")
+    return Probe(num_frames=num_packets, fps=fps, height=height, width=width, readable=True)
+
+
+def _stat_key(path: str) -> list[int]:
+    stat = os.stat(path)
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _cache_file(cache_dir: str, identity: dict) -> Path:
+    name = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+    return Path(cache_dir) / f"index-{name}.json"
+
+
+def _load_cached_rows(cache_path: Path) -> tuple[str | None, dict[str, dict]]:
+    """(fingerprint, rows by path) of a previous index file, or (None, {}) if absent or unreadable."""
+    try:
+        payload = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        return None, {}
+    if payload.get("version") != INDEX_VERSION:
+        return None, {}
+    return payload.get("fingerprint"), {row["path"]: row for row in payload.get("rows", [])}
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write JSON to a temp file in the same folder, then rename: readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_path = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(payload, out)
+        os.replace(temp_path, path)
+    except BaseException:
+        Path(temp_path).unlink(missing_ok=True)
+        raise
+
+
+def build_index(root: str | None = None, source: str = "auto", val_fraction: float = 0.2,
+                cache_dir: str | None = "data/index", progress: bool = True) -> VideoIndex:
+    """Probe every video of a source once; reuse the cached index when no file changed.
+
+    `root=None` is the embedded clips. `cache_dir=None` disables the cache. A progress bar (tqdm) shows
+    the files being probed.
+    """
+    files = list_source(root, source, val_fraction)
+    identity = {"root": str(Path(root).resolve()) if root else "<embedded>", "source": source,
+                "val_fraction": val_fraction, "version": INDEX_VERSION}
+    stats = {file.path: _stat_key(file.path) for file in files}
+    fingerprint_input = [identity] + [[f.rel_path, f.split, f.label, *stats[f.path]] for f in files]
+    fingerprint = hashlib.sha256(json.dumps(fingerprint_input).encode()).hexdigest()
+    cache_path = _cache_file(cache_dir, identity) if cache_dir else None
+    cached_fingerprint, cached_rows = _load_cached_rows(cache_path) if cache_path else (None, {})
+    rows = [_row_for(file, stats[file.path], cached_rows) for file in files]
+    to_probe = [i for i, row in enumerate(rows) if row is None]
+    if to_probe:
+        from tqdm.auto import tqdm
+
+        for i in tqdm(to_probe, desc="indexing videos", unit="video", disable=not progress):
+            probe = probe_video(files[i].path)
+            rows[i] = {**dataclasses.asdict(files[i]), **dataclasses.asdict(probe), "stat": stats[files[i].path]}
+    if cache_path and cached_fingerprint != fingerprint:
+        write_json_atomic(cache_path, {"version": INDEX_VERSION, "fingerprint": fingerprint, "rows": rows})
+    entries = [VideoEntry(**{field.name: row[field.name] for field in dataclasses.fields(VideoEntry)})
+               for row in rows]
+    label_names = sorted({entry.label for entry in entries if entry.label is not None})
+    return VideoIndex(entries, fingerprint, label_names, str(cache_path) if cache_path else None)
+
+
+def _row_for(file: SourceFile, stat: list[int], cached_rows: dict[str, dict]) -> dict | None:
+    """The cached row of an unchanged file (its label and split refreshed from the source), else None."""
+    row = cached_rows.get(file.path)
+    if row is None or row.get("stat") != stat:
+        return None
+    return {**row, "rel_path": file.rel_path, "label": file.label, "split": file.split}
