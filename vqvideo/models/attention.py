@@ -1,0 +1,124 @@
+"""Causal multi-head self-attention over a flattened raster order, for both PixelCNN priors (§3.2).
+
+The priors attend over a flattened volume (top prior: slices × rows × columns; bottom prior: rows × columns)
+every few gated layers ("attention is applied every five layers", §3.2; as in Razavi et al. 2019 / PixelSNAIL).
+
+Causality convention: position n attends to positions m <= n (the diagonal is included). This is exact
+for PixelCNN features, which at position n depend only on inputs at positions < n. Raw inputs (code
+embeddings) depend on their own position, so feed them shifted one step along the order
+(`shift_one_position`): the key at m then carries input m - 1, and query n reaches every input < n
+directly — the attention layer alone has no blind spot.
+
+Two ways to run the same weights:
+- `forward(query_source, key_value_source)`: whole sequence at once (training, teacher forcing);
+- `step(query_source, key_value_source, cache, start)`: incremental generation of M >= 1 new positions
+  [start, start + M) against a preallocated `KeyValueCache` (`new_cache`), which `step` fills in place.
+  Results equal `forward` on the same prefix up to float rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+def shift_one_position(sequence: torch.Tensor) -> torch.Tensor:
+    """sequence (B, N, C) → (B, N, C) where row n holds row n - 1 and row 0 is zeros (strictly causal inputs)."""
+    return F.pad(sequence, (0, 0, 1, 0))[:, :-1]
+
+
+@dataclass
+class KeyValueCache:
+    """Keys and values of positions generated so far, preallocated for the whole sequence.
+
+    keys, values: (B, num_heads, max_positions, head_channels) float; row m is valid once position m was
+    passed to `CausalSelfAttention.step`.
+    """
+
+    keys: torch.Tensor
+    values: torch.Tensor
+
+    @property
+    def max_positions(self) -> int:
+        return self.keys.shape[2]
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head attention where position n attends to positions m <= n.
+
+    channels: width of the query source and of the output. key_value_channels: width of the key/value
+    source (default `channels`; the top prior feeds [features, shifted inputs] there). num_heads must
+    divide channels. dropout: on the attention weights, training only.
+    """
+
+    def __init__(
+        self, channels: int, num_heads: int, key_value_channels: int | None = None, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        if channels % num_heads != 0:
+            raise ValueError(f"attention channels {channels} must be divisible by num_heads {num_heads}")
+        self.channels = channels
+        self.num_heads = num_heads
+        self.head_channels = channels // num_heads
+        self.key_value_channels = key_value_channels or channels
+        self.dropout = dropout
+        self.query = nn.Linear(channels, channels)
+        self.key_value = nn.Linear(self.key_value_channels, 2 * channels)
+        self.out = nn.Linear(channels, channels)
+
+    def _project(self, query_source: torch.Tensor, key_value_source: torch.Tensor):
+        """(B, M, C), (B, M, Ckv) → queries, keys, values each (B, heads, M, head_channels)."""
+        queries = rearrange(self.query(query_source), "b m (h d) -> b h m d", h=self.num_heads)
+        keys, values = rearrange(self.key_value(key_value_source), "b m (two h d) -> two b h m d", two=2, h=self.num_heads)
+        return queries, keys, values
+
+    def forward(self, query_source: torch.Tensor, key_value_source: torch.Tensor | None = None) -> torch.Tensor:
+        """query_source (B, N, C) float, key_value_source (B, N, Ckv) float or None (= query_source)
+        → (B, N, C): output at n mixes values of positions m <= n."""
+        key_value_source = query_source if key_value_source is None else key_value_source
+        queries, keys, values = self._project(query_source, key_value_source)
+        dropout = self.dropout if self.training else 0.0
+        mixed = F.scaled_dot_product_attention(queries, keys, values, dropout_p=dropout, is_causal=True)
+        return self.out(rearrange(mixed, "b h n d -> b n (h d)"))
+
+    def new_cache(
+        self, batch_size: int, max_positions: int, device: torch.device | str | None = None, dtype=None
+    ) -> KeyValueCache:
+        """Zeroed cache for sequences of up to `max_positions` positions."""
+        dtype = dtype or self.query.weight.dtype
+        device = device or self.query.weight.device
+        shape = (batch_size, self.num_heads, max_positions, self.head_channels)
+        return KeyValueCache(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
+
+    def step(
+        self,
+        query_source: torch.Tensor,
+        key_value_source: torch.Tensor | None,
+        cache: KeyValueCache,
+        start: int,
+    ) -> torch.Tensor:
+        """Attention output for the M new positions [start, start + M), given all earlier ones are cached.
+
+        query_source (B, M, C) float, key_value_source (B, M, Ckv) float or None (= query_source).
+        Writes their keys/values into `cache` rows [start, start + M); returns (B, M, C). Each new position
+        attends to the cached prefix and to the new positions up to itself, exactly as `forward` does.
+        """
+        key_value_source = query_source if key_value_source is None else key_value_source
+        num_new = query_source.shape[1]
+        end = start + num_new
+        if end > cache.max_positions:
+            raise ValueError(f"attention step writes positions up to {end} but the cache holds {cache.max_positions}")
+        queries, keys, values = self._project(query_source, key_value_source)
+        cache.keys[:, :, start:end] = keys
+        cache.values[:, :, start:end] = values
+        mask = None
+        if num_new > 1:  # new positions must not see later new positions
+            key_positions = torch.arange(end, device=queries.device)
+            query_positions = torch.arange(start, end, device=queries.device)
+            mask = key_positions[None, :] <= query_positions[:, None]  # (M, end)
+        mixed = F.scaled_dot_product_attention(queries, cache.keys[:, :, :end], cache.values[:, :, :end], attn_mask=mask)
+        return self.out(rearrange(mixed, "b h m d -> b m (h d)"))
