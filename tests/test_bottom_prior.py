@@ -1,0 +1,161 @@
+"""Bottom prior model invariants (paper §3.2, Table 8): causality by gradients, no blind spot, the conditioning's
+slab upsampling equals upsampling the whole volume, the paper config builds on meta."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from vqvideo.models.bottom_conditioning import TopUpsampler, upsampling_kernel
+from vqvideo.models.bottom_prior import BottomPrior, attention_positions
+
+NUM_CODES, NUM_TOP_CODES = 7, 5
+
+
+def tiny_prior(height=6, width=6, num_layers=3, num_attention_layers=1, window=2, kernel_size=5, stride=(2, 2, 2)):
+    torch.manual_seed(0)
+    return BottomPrior(
+        num_codes=NUM_CODES, num_top_codes=NUM_TOP_CODES, slice_shape=(height, width), hidden_channels=8,
+        residual_channels=8, num_layers=num_layers, num_attention_layers=num_attention_layers, num_heads=2,
+        kernel_size=kernel_size, window=window, top_upsample_stride=stride, top_embed_dim=4, top_channels=6,
+        bottom_embed_dim=4, window_channels=6, cond_channels=8, cond_residual_channels=4, num_cond_blocks=1,
+    ).double()  # fmt: skip
+
+
+def random_codes(batch, bottom_shape, top_shape, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    bottom = torch.randint(0, NUM_CODES, (batch, *bottom_shape), generator=generator)
+    top = torch.randint(0, NUM_TOP_CODES, (batch, *top_shape), generator=generator)
+    return bottom, top
+
+
+class EmbeddingGrads:
+    """Captures d(output)/d(embedding output) for the given embedding modules (forward hooks)."""
+
+    def __init__(self, **modules):
+        self.outputs = {}
+        self.handles = [module.register_forward_hook(self._hook(name)) for name, module in modules.items()]
+
+    def remove(self):
+        for handle in self.handles:
+            handle.remove()
+
+    def _hook(self, name):
+        def hook(module, inputs, output):
+            output.retain_grad()
+            self.outputs[name] = output
+
+        return hook
+
+    def grad_norm(self, name):
+        """Per code position: (B, ..., ) summed |grad| over the embedding channels."""
+        return self.outputs[name].grad.abs().sum(-1)
+
+
+def position_dependencies(prior, bottom, top, slice_index, position):
+    """Gradient magnitudes of logits of slice n at `position` (y, x) w.r.t. every code embedding."""
+    grads = EmbeddingGrads(slice=prior.embedding, past=prior.conditioning.past.embedding, top=prior.conditioning.top.embedding)
+    logits = prior(bottom, top, slice_index)
+    grads.remove()
+    logits[:, :, position[0], position[1]].sum().backward()
+    return grads
+
+
+@pytest.mark.parametrize("window", [2, 4])
+def test_slice_depends_only_on_window_of_past_slices_and_sees_its_top_slice(window):
+    prior = tiny_prior(window=window)
+    bottom, top = random_codes(2, (8, 6, 6), (4, 3, 3))
+    for n in range(8):
+        slice_index = torch.full((2,), n)
+        grads = position_dependencies(prior, bottom, top, slice_index, (3, 2))
+        per_slice = grads.grad_norm("past").sum((0, 2, 3))  # (Tb,)
+        for m in range(8):
+            if n - window <= m < n:
+                assert per_slice[m] > 0, f"slice {n} ignores slice {m} inside its window"
+            else:
+                assert per_slice[m] == 0, f"slice {n} depends on slice {m} outside its window (or after it)"
+        # top codes are all known before bottom sampling; slice n sees (at least) the top slice it lies in
+        assert (grads.grad_norm("top")[:, n // 2] > 0).all(), f"slice {n} ignores its own top slice"
+
+
+def test_per_sample_slice_index_gathers_that_samples_window():
+    prior = tiny_prior()
+    bottom, top = random_codes(3, (8, 6, 6), (4, 3, 3))
+    slice_index = torch.tensor([2, 5, 7])
+    batched = prior(bottom, top, slice_index)
+    for b, n in enumerate(slice_index.tolist()):
+        single = prior(bottom[b : b + 1], top[b : b + 1], torch.tensor([n]))
+        torch.testing.assert_close(batched[b : b + 1], single)
+
+
+def assert_raster_causal(prior, slice_shape, positions, expect_full_field):
+    height, width = slice_shape
+    bottom, top = random_codes(1, (8, height, width), (4, height // 2, width // 2))
+    for y, x in positions:
+        grads = position_dependencies(prior, bottom, top, torch.tensor([3]), (y, x))
+        dependence = grads.grad_norm("slice")[0]  # (H, W) over slice n's own codes
+        raster = torch.arange(height * width).reshape(height, width)
+        here = y * width + x
+        assert (dependence[raster >= here] == 0).all(), f"({y},{x}) sees itself or a later position"
+        if expect_full_field:
+            blind = [(int(i), int(j)) for i, j in (dependence == 0).nonzero() if raster[i, j] < here]
+            assert not blind, f"blind spot: ({y},{x}) does not see earlier positions {blind[:6]}"
+
+
+def test_raster_causality_and_no_blind_spot_in_the_gated_stack_alone():
+    # no attention: the gated stacks alone must reach every earlier position (6x6 needs ~3 layers at filter 5)
+    prior = tiny_prior(height=6, width=6, num_layers=4, num_attention_layers=0)
+    positions = [(y, x) for y in range(6) for x in range(6)]
+    assert_raster_causal(prior, (6, 6), positions, expect_full_field=True)
+
+
+def test_raster_causality_at_demo_depth_with_attention():
+    # the demo config's depth and filter on its 16x16 slices (widths shrunk): exact causality, no blind spot
+    prior = tiny_prior(height=16, width=16, num_layers=8, num_attention_layers=2)
+    positions = [(0, 0), (0, 1), (1, 0), (5, 15), (8, 7), (15, 0), (15, 15)]
+    assert_raster_causal(prior, (16, 16), positions, expect_full_field=True)
+
+
+def test_attention_layers_every_five_layers_as_in_the_paper():
+    assert attention_positions(20, 4) == [4, 9, 14, 19]
+    assert attention_positions(8, 2) == [3, 7]
+    assert attention_positions(5, 0) == []
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 4])
+def test_upsampling_kernel_multiplies_length_exactly(stride):
+    kernel, padding = upsampling_kernel(stride)
+    conv = torch.nn.ConvTranspose1d(1, 1, kernel, stride=stride, padding=padding)
+    assert conv(torch.zeros(1, 1, 5)).shape[-1] == 5 * stride
+
+
+@pytest.mark.parametrize("stride", [(2, 2, 2), (1, 2, 2), (2, 1, 1)])
+def test_slab_upsampling_equals_upsampling_the_whole_volume(stride):
+    torch.manual_seed(0)
+    upsampler = TopUpsampler(NUM_TOP_CODES, 3, 4, stride).double()
+    top = torch.randint(0, NUM_TOP_CODES, (2, 4, 3, 3))
+    coarse = F.relu(upsampler.time_upsample(rearrange(upsampler.embedding(top), "b t h w c -> b c t h w")))
+    space = upsampler.space_upsample  # the same conv with its ordinary temporal padding of 1
+    middle = F.relu(F.conv_transpose3d(coarse, space.weight, space.bias, space.stride, (1, *space.padding[1:])))
+    whole = F.conv3d(middle, upsampler.refine.weight, upsampler.refine.bias, padding=1)  # (B, C, Tb, Hb, Wb)
+    assert whole.shape[2:] == (4 * stride[0], 3 * stride[1], 3 * stride[2])
+    for n in range(whole.shape[2]):
+        torch.testing.assert_close(upsampler(top, torch.full((2,), n)), whole[:, :, n])
+
+
+def test_paper_config_builds_on_meta_with_paper_shapes():
+    with torch.device("meta"):
+        prior = BottomPrior()  # defaults are Table 4 / Table 8
+        bottom = torch.zeros((2, 8, 64, 64), dtype=torch.long)
+        top = torch.zeros((2, 4, 32, 32), dtype=torch.long)
+        logits = prior(bottom, top, torch.tensor([2, 7]))
+    assert logits.shape == (2, 512, 64, 64)
+    assert len(prior.layers) == 20 and len(prior.attentions) == 4
+    assert prior.layers[0].vertical_conv.conv.kernel_size == (3, 5)  # filter 5: rows i-2..i, columns j-2..j+2
+
+
+def test_bad_window_and_kernel_are_rejected_with_a_reason():
+    with pytest.raises(ValueError, match="power of two"):
+        tiny_prior(window=3)
+    with pytest.raises(ValueError, match="odd"):
+        tiny_prior(kernel_size=4)
