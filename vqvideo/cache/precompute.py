@@ -1,0 +1,159 @@
+"""`vqvideo precompute`: encode a dataset once with the frozen VQ-VAE into the sharded code cache.
+
+    vqvideo precompute --config experiments/demo/precompute.yaml [--vqvae CKPT] [--out DIR] [--data.root ROOT]
+    vqvideo precompute ... --trainer.devices 8          # one shard set per rank (DDP)
+    vqvideo precompute --verify DIR                     # re-check every shard checksum
+
+Runs Lightning's prediction loop (`CodeEncoderModule` + `CodeCacheWriter`). Killed at any point, the same
+command finishes the cache with exactly the content of an uninterrupted run. A cache built from another
+VQ-VAE checkpoint/config, dataset or clip selection is refused (`--overwrite` rebuilds it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
+
+from vqvideo.cache.manifest import MANIFEST_NAME, CacheError, CacheIdentity, CodeSpec, read_manifest
+from vqvideo.cache.plan import plan_clips, plan_sha256
+from vqvideo.data.datamodule import KineticsDataModule
+
+# KineticsDataModule options that change which pixels are encoded (recorded in the cache identity); the others
+# (batch_size, num_workers, decode_device, ...) only change how fast.
+SELECTION_OPTIONS = ("root", "source", "num_frames", "frame_stride", "target_fps", "val_fraction",
+                     "max_clips_per_video", "random_flip")
+
+
+@dataclass
+class TrainerOptions:
+    """The Lightning Trainer options that matter for encoding (devices > 1 runs DDP, one shard set per rank)."""
+
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    enable_progress_bar: bool = True
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="vqvideo precompute", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML with any of these options")
+    parser.add_argument("--vqvae", type=str, default="outputs/demo/vqvae.ckpt", help="VQ-VAE checkpoint")
+    parser.add_argument("--out", type=str, default="outputs/demo/codes", help="cache directory")
+    # --data.*: KineticsDataModule's options (root, num_frames, max_clips_per_video, ...); the clips are read at
+    # the VQ-VAE checkpoint's resolution. data.random_flip: true also encodes every train clip mirrored.
+    parser.add_class_arguments(KineticsDataModule, "data", skip={"resolution", "progress", "pin_memory"})
+    parser.add_argument("--splits", type=list[str], default=["train", "val"], help="splits to encode")
+    parser.add_argument("--num_given_frames", type=int, default=4, help="frames given at prediction (paper: 4)")
+    parser.add_argument("--rows_per_shard", type=int, default=2048,
+                        help="clips per shard; 2048 ≈ 180 MB at 256 px (keep a multiple of data.batch_size)")
+    parser.add_class_arguments(TrainerOptions, "trainer")
+    parser.add_argument("--overwrite", action=ActionYesNo, default=False, help="delete an existing cache first")
+    parser.add_argument("--verify", type=str | None, default=None, help="re-check the checksums of cache DIR")
+    return parser
+
+
+def vqvae_identity_parts(checkpoint_path: str) -> tuple[str, dict]:
+    """(sha256 of the checkpoint file, its hyper_parameters as plain JSON values)."""
+    from vqvideo.cache.files import file_sha256
+    from vqvideo.lit.checkpoints import read_checkpoint
+
+    hparams = read_checkpoint(checkpoint_path).get("hyper_parameters", {})
+    return file_sha256(checkpoint_path), json.loads(json.dumps(hparams, sort_keys=True, default=str))
+
+
+def cache_code_spec(vqvae, num_frames: int, resolution: int, num_given_frames: int) -> CodeSpec:
+    """Shapes from the VQ-VAE's strides (never re-typed): the full clip, and the given frames alone."""
+    top_shape, bottom_shape = vqvae.latent_shapes(num_frames, resolution, resolution)
+    cond_top_shape, cond_bottom_shape = vqvae.latent_shapes(num_given_frames, resolution, resolution)
+    return CodeSpec(vqvae.num_top_codes, vqvae.num_bottom_codes, tuple(top_shape), tuple(bottom_shape),
+                    tuple(cond_top_shape), tuple(cond_bottom_shape), num_given_frames)
+
+
+def plan_from_config(cfg, resolution: int):
+    """(datamodule after setup, planned clips, selection dict recorded in the identity)."""
+    datamodule = KineticsDataModule(**vars(cfg.data), resolution=resolution, progress=False)
+    datamodule.setup()
+    clips = plan_clips(datamodule, tuple(cfg.splits), horizontal_flips=cfg.data.random_flip)
+    if not clips:
+        raise CacheError(f"no clip to encode in splits {cfg.splits} of {cfg.data.root or 'the embedded clips'}: "
+                         "check --data.root and --splits, or lower --data.num_frames")
+    selection = {name: getattr(cfg.data, name) for name in SELECTION_OPTIONS}
+    selection |= {"resolution": resolution, "splits": list(cfg.splits), "num_given_frames": cfg.num_given_frames}
+    return datamodule, clips, json.loads(json.dumps(selection))
+
+
+def run_precompute(cfg) -> Path:
+    """Plan the clips, check the output directory, and run the prediction loop; returns the cache dir."""
+    import pytorch_lightning as pl
+
+    from vqvideo.cache.encoding import CodeEncoderModule, PendingClipsDataModule
+    from vqvideo.cache.writer import CodeCacheWriter, check_identity, existing_identity
+    from vqvideo.lit.vqvae_module import load_vqvae
+
+    out = Path(cfg.out)
+    vqvae = load_vqvae(cfg.vqvae)
+    vqvae_sha256, vqvae_hparams = vqvae_identity_parts(cfg.vqvae)
+    resolution = int(vqvae_hparams["resolution"])
+    code_spec = cache_code_spec(vqvae, cfg.data.num_frames, resolution, cfg.num_given_frames)
+    datamodule, clips, selection = plan_from_config(cfg, resolution)
+    identity = CacheIdentity(str(cfg.vqvae), vqvae_sha256, vqvae_hparams, datamodule.index.fingerprint,
+                             selection, plan_sha256(clips))
+    if not cfg.overwrite:
+        check_identity(out, identity)  # every rank, before the trainer: all ranks refuse alike
+        if (out / MANIFEST_NAME).is_file() and existing_identity(out).mismatch(identity) is None:
+            print(f"code cache {out} is already complete ({len(clips)} clips); --overwrite rebuilds it")
+            return out
+    writer = CodeCacheWriter(out, identity, code_spec, clips, cfg.rows_per_shard, cfg.overwrite)
+    sizes = {entry.path: (entry.height, entry.width) for entry in datamodule.index.entries}
+    pending = PendingClipsDataModule(str(out), clips, resolution, cfg.data.batch_size, cfg.data.num_workers,
+                                     cfg.data.decode_device, sizes)
+    trainer = pl.Trainer(**vars(cfg.trainer), logger=False, enable_checkpointing=False, callbacks=[writer],
+                         default_root_dir=str(out), enable_model_summary=False)
+    trainer.predict(CodeEncoderModule(vqvae, cfg.num_given_frames), datamodule=pending, return_predictions=False)
+    if trainer.is_global_zero:
+        manifest = read_manifest(out)
+        print(f"code cache {out}: {len(manifest.clips)} clips in {len(manifest.shards)} shards "
+              f"(top {code_spec.top_shape}, bottom {code_spec.bottom_shape}, given frames alone: "
+              f"{code_spec.cond_top_shape}, {code_spec.cond_bottom_shape})")
+    return out
+
+
+def verify_cache(cache_dir: str) -> int:
+    """Re-hash every shard of a complete (or, without a manifest, partial) cache; 0 = intact, 1 = not."""
+    from vqvideo.cache.shards import read_progress, verify_shards
+
+    root = Path(cache_dir)
+    shards = read_manifest(root).shards if (root / MANIFEST_NAME).is_file() else read_progress(root)
+    if not shards:
+        print(f"{root}: no shards to verify (not a code cache, or nothing written yet)", file=sys.stderr)
+        return 1
+    problems = verify_shards(root, shards)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if not problems:
+        print(f"{root}: all {len(shards)} shards match their sha256")
+    return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vqvideo.lit.checkpoints import CheckpointError
+
+    cfg = build_parser().parse_args(argv)
+    try:
+        if cfg.verify:
+            return verify_cache(cfg.verify)
+        run_precompute(cfg)
+    except (CacheError, CheckpointError) as err:
+        print(f"vqvideo precompute: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
