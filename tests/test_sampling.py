@@ -135,3 +135,34 @@ def test_cached_sampler_gives_a_clear_error_or_works():
         assert "--sampler naive" in str(error)
     else:
         assert callable(sampler.sample_top) and callable(sampler.sample_bottom)
+
+
+def tiny_real_priors(num_codes=8):
+    from vqvideo.models.bottom_prior import BottomPrior
+    from vqvideo.models.top_prior import TopPrior
+
+    torch.manual_seed(0)
+    top = TopPrior(num_codes=num_codes, num_cond_bottom_codes=num_codes, channels=16, residual_channels=16,
+                   num_layers=2, attention_every=1, num_heads=2, cond_embed_channels=8, cond_downsampled_channels=8,
+                   cond_channels=8, cond_residual_channels=8, num_cond_res_blocks=1, dropout=0.5)
+    bottom = BottomPrior(num_codes=num_codes, num_top_codes=num_codes, slice_shape=(4, 4), hidden_channels=16,
+                         residual_channels=16, num_layers=2, num_attention_layers=1, num_heads=2, top_embed_dim=8,
+                         top_channels=8, bottom_embed_dim=8, window_channels=8, cond_channels=8,
+                         cond_residual_channels=8, num_cond_blocks=1, dropout=0.5)
+    return top.eval(), bottom.eval()
+
+
+def test_greedy_samples_of_the_real_priors_equal_their_teacher_forced_argmax():
+    """Sampling runs the priors' training path: greedy codes are the argmax of one teacher-forced pass."""
+    top_prior, bottom_prior = tiny_real_priors()
+    generator = torch.Generator().manual_seed(0)
+    cond_top = torch.randint(8, (2, 1, 2, 2), generator=generator)
+    cond_bottom = torch.randint(8, (2, 2, 4, 4), generator=generator)
+    greedy, sampler = SamplingOptions(top_k=1), NaiveSampler()
+    future_top = sampler.sample_top(top_prior, cond_top, cond_bottom, 3, greedy, None)
+    assert torch.equal(future_top, top_prior(future_top, cond_top, cond_bottom).argmax(1))
+    top_codes = torch.cat([cond_top, future_top], 1)  # (2, 4, 2, 2)
+    bottom = sampler.sample_bottom(bottom_prior, top_codes, cond_bottom, 6, greedy, None)
+    for index in range(2, 8):
+        logits = bottom_prior(bottom, top_codes, torch.full((2,), index))
+        assert torch.equal(bottom[:, index], logits.argmax(1))
