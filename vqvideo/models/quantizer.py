@@ -114,14 +114,14 @@ class EMAVectorQuantizer(nn.Module):
             self._init_from_data(flat)
         codes_flat = self._nearest(flat)  # (N,)
         with _float32_region(latents.device):
+            quantized_flat = self.codebook[codes_flat]  # (N, D) float32: the codes chosen, before this update
+            latents_flat = rearrange(latents, "b d t h w -> (b t h w) d").float()  # (N, D), keeps the graph
+            commitment_loss = F.mse_loss(latents_flat, quantized_flat)
             counts = self._histogram(codes_flat)  # (K,) float32
             if self.training:
                 counts = self._ema_update(flat, codes_flat, counts)
                 if self.restart_dead_codes:
                     restarts = self._restart_dead_codes(flat, counts)
-            quantized_flat = self.codebook[codes_flat]  # (N, D) float32, after this step's update
-            latents_flat = rearrange(latents, "b d t h w -> (b t h w) d").float()  # (N, D), keeps the graph
-            commitment_loss = F.mse_loss(latents_flat, quantized_flat.detach())
             probs = counts / counts.sum().clamp_min(1.0)
             perplexity = torch.exp(-(probs * torch.log(probs.clamp_min(1e-10))).sum())
             fraction_used = (counts > 0).float().mean()
