@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from vqvideo.cache.files import atomic_write_json, read_json
+from vqvideo.cache.files import atomic_write_bytes, atomic_write_json, read_json
 from vqvideo.cache.manifest import (
     CODE_ARRAYS, MANIFEST_NAME, PROGRESS_DIR, RUN_NAME, SHARD_DIR, CacheError, CacheIdentity, ClipRecord,
     CodeSpec, Manifest,
@@ -70,7 +70,7 @@ def merge_manifest(cache_dir: Path, identity: CacheIdentity, code_spec: CodeSpec
         raise CacheError(f"{cache_dir}: {len(missing)} planned clips have no codes (first: {missing[:5]}); "
                          "run the same command again to finish the cache")
     manifest = Manifest(identity=identity, code_spec=code_spec, clips=clips, shards=shards, locations=locations)
-    atomic_write_json(cache_dir / MANIFEST_NAME, manifest.as_dict())
+    atomic_write_bytes(cache_dir / MANIFEST_NAME, manifest.to_json_bytes())
     return manifest
 
 

@@ -1,0 +1,164 @@
+"""`CodesDataModule`: the priors' training data, read from the code cache (`vqvideo precompute`).
+
+Everything the priors see of the 4 given frames comes from those frames encoded alone (cond_top, cond_bottom:
+what prediction will have); everything they learn to predict comes from the 16-frame encoding (top slices
+Tc.., bottom slices Tcb..). `splice_codes` joins the two into one volume per level. Batches (int64):
+  target "top":    cond_top (B, Tc, Ht, Wt), cond_bottom (B, Tcb, Hb, Wb), target_top (B, Tt - Tc, Ht, Wt)
+  target "bottom": top_codes (B, Tt, Ht, Wt), bottom_codes (B, Tb, Hb, Wb) spliced, slice_index (B,): the bottom
+                   slice to model, uniform in [Tcb, Tb) — random in train, a fixed function of the clip in val.
+
+Reads are memory-mapped (`np.load(mmap_mode="r")`, opened lazily in each worker process) and batched: a batch
+gathers its rows shard by shard with one fancy index per array (`__getitems__`), so shuffling across shards
+costs no more than reading in order. Under DDP Lightning gives each rank its part via DistributedSampler.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pytorch_lightning import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+from vqvideo.cache.manifest import CODE_ARRAYS, CacheError, Manifest, read_manifest
+from vqvideo.cache.shards import open_shard
+
+TARGETS = ("top", "bottom")
+_HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash: validation slice of a clip, spread over clips
+
+
+def splice_codes(given: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
+    """given: (B, Tg, H, W) codes of the given frames encoded alone; full: (B, T, H, W) codes of the whole clip
+    -> (B, T, H, W): the first Tg slices from `given`, the rest from `full`."""
+    num_given = given.shape[1]
+    if given.shape[0] != full.shape[0] or given.shape[2:] != full.shape[2:] or num_given > full.shape[1]:
+        raise ValueError(f"cannot splice given codes {tuple(given.shape)} into full codes {tuple(full.shape)}")
+    return torch.cat([given, full[:, num_given:]], dim=1)
+
+
+def _batch_as_is(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """collate_fn for datasets whose `__getitems__` already returns a whole batch."""
+    return batch
+
+
+class CodesDataset(Dataset):
+    """The clips of one split of a code cache, as prior inputs for `target` (see the module docstring)."""
+
+    def __init__(self, cache_dir: str | Path, manifest: Manifest, split: str, target: str,
+                 random_slices: bool, seed: int = 0, in_memory: bool = False) -> None:
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        self.cache_dir, self.shards, self.spec = Path(cache_dir), manifest.shards, manifest.code_spec
+        self.target, self.random_slices, self.seed, self.in_memory = target, random_slices, seed, in_memory
+        clip_ids = manifest.split_clip_ids(split)
+        self.shard_of = np.array([manifest.locations[i][0] for i in clip_ids], dtype=np.int64)  # (N,)
+        self.row_of = np.array([manifest.locations[i][1] for i in clip_ids], dtype=np.int64)  # (N,)
+        self.clip_ids = np.array(clip_ids, dtype=np.int64)
+        self._arrays: list[dict[str, np.ndarray]] | None = None
+        self._arrays_pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__ | {"_arrays": None, "_arrays_pid": None}  # workers open their own memmaps
+
+    def _shard_arrays(self) -> list[dict[str, np.ndarray]]:
+        if self._arrays is None or self._arrays_pid != os.getpid():
+            self._arrays = [open_shard(self.cache_dir, shard, mmap=not self.in_memory) for shard in self.shards]
+            self._arrays_pid = os.getpid()
+        return self._arrays
+
+    def gather(self, positions: np.ndarray) -> dict[str, torch.Tensor]:
+        """Raw codes of dataset positions (N,) -> {top, bottom, cond_top, cond_bottom}: (N, ...) int64."""
+        arrays, out = self._shard_arrays(), {}
+        shard_of, row_of = self.shard_of[positions], self.row_of[positions]
+        for name in CODE_ARRAYS:
+            gathered = np.empty((len(positions), *self.spec.shape_of(name)), dtype=np.uint16)
+            for shard in np.unique(shard_of):
+                in_shard = shard_of == shard
+                gathered[in_shard] = arrays[shard][name][row_of[in_shard]]
+            out[name] = torch.from_numpy(gathered.astype(np.int64))
+        return out
+
+    def slice_indices(self, positions: np.ndarray) -> torch.Tensor:
+        """(N,) int64 bottom slice to model per sample, uniform in [Tcb, Tb)."""
+        low, high = self.spec.cond_bottom_shape[0], self.spec.bottom_shape[0]
+        if self.random_slices:
+            return torch.randint(low, high, (len(positions),))
+        hashed = (positions.astype(np.uint64) * np.uint64(_HASH_MULTIPLIER) + np.uint64(self.seed)) % np.uint64(2**32)
+        return torch.from_numpy((low + hashed % np.uint64(high - low)).astype(np.int64))
+
+    def __getitems__(self, positions: list[int]) -> dict[str, torch.Tensor]:
+        positions = np.asarray(positions, dtype=np.int64)
+        codes = self.gather(positions)
+        if self.target == "top":
+            num_given_top = self.spec.cond_top_shape[0]
+            return {"cond_top": codes["cond_top"], "cond_bottom": codes["cond_bottom"],
+                    "target_top": codes["top"][:, num_given_top:]}
+        return {"top_codes": splice_codes(codes["cond_top"], codes["top"]),
+                "bottom_codes": splice_codes(codes["cond_bottom"], codes["bottom"]),
+                "slice_index": self.slice_indices(positions)}
+
+    def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
+        return {name: value[0] for name, value in self.__getitems__([position]).items()}
+
+
+class CodesDataModule(LightningDataModule):
+    """Prior training data from the code cache in `cache_dir` (see the module docstring).
+
+    target: "top" or "bottom" (which prior). train_split / val_split: the manifest's splits to serve.
+    in_memory: load the shards into RAM instead of memory-mapping them (small caches, benchmarks).
+    seed: fixes the validation slice of each clip (target "bottom").
+    """
+
+    def __init__(self, cache_dir: str = "outputs/demo/codes", target: str = "top", batch_size: int = 32,
+                 num_workers: int = 2, train_split: str = "train", val_split: str = "val",
+                 pin_memory: bool = False, in_memory: bool = False, seed: int = 0) -> None:
+        super().__init__()
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        self.save_hyperparameters()
+        self._manifest: Manifest | None = None
+        self.datasets: dict[str, CodesDataset] = {}
+
+    @property
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self._manifest = read_manifest(self.hparams.cache_dir)
+        return self._manifest
+
+    @property
+    def code_spec(self) -> dict[str, Any]:
+        """num_top_codes, num_bottom_codes, top_shape, bottom_shape, cond_top_shape, cond_bottom_shape,
+        num_given_frames: read from the manifest (the facts the priors' configs link to)."""
+        return self.manifest.code_spec.as_dict()
+
+    def setup(self, stage: str | None = None) -> None:
+        hp = self.hparams
+        for split, random_slices in ((hp.train_split, True), (hp.val_split, False)):
+            if split not in self.datasets:
+                self.datasets[split] = CodesDataset(hp.cache_dir, self.manifest, split, hp.target,
+                                                    random_slices, hp.seed, hp.in_memory)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        hp = self.hparams
+        self.setup()
+        if len(self.datasets[split]) == 0:
+            raise CacheError(
+                f"the code cache {hp.cache_dir} has no {split!r} clips: rebuild it with `vqvideo precompute "
+                f"--splits [train,val] ...`, or turn validation off (trainer.limit_val_batches=0)"
+            )
+        return DataLoader(self.datasets[split], batch_size=hp.batch_size, shuffle=shuffle,
+                          num_workers=hp.num_workers, pin_memory=hp.pin_memory, collate_fn=_batch_as_is,
+                          persistent_workers=hp.num_workers > 0, drop_last=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.hparams.train_split, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.hparams.val_split, shuffle=False)
+
