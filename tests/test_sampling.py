@@ -15,6 +15,15 @@ from vqvideo.sampling import NaiveSampler, SamplingOptions, get_sampler
 NUM_CODES = 7
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one thread is fastest, and spinning OpenMP threads crawl on a shared, busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class RasterCausalTopPrior(nn.Module):
     """logits(t, y, x) from the code one raster position earlier (volume order t, y, x) plus conditioning."""
 

@@ -1,0 +1,136 @@
+"""What `vqvideo predict` reads: which clip of which file, at the size the models were trained on.
+
+Clip length, resolution, frame stride and the validation split come from the VQ-VAE checkpoint (its saved
+module and datamodule hyperparameters), never re-typed. Frames go through `vqvideo.data.video.read_clip`, the
+one function that turns files into model input (shorter side resized, center crop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vqvideo.data.index import probe_video
+from vqvideo.data.sources import embedded_clips, find_videos
+from vqvideo.data.video import VideoReadError, read_clip
+from vqvideo.data.windows import split_frame_range, stride_for_fps
+from vqvideo.lit.checkpoints import CheckpointError, read_checkpoint
+
+EMBEDDED_VAL = "embedded:val"
+NUM_GIVEN_FRAMES = 4  # paper §3.2; used only when the bottom prior's checkpoint does not say
+DEFAULT_FPS = 8.0
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """How the models' training clips were made (from the checkpoints)."""
+
+    num_frames: int  # clip length the VQ-VAE was trained on (16)
+    resolution: int  # square crop size (64 demo, 256 paper)
+    frame_stride: int
+    target_fps: float | None  # if set, the stride is round(video fps / target_fps) per video
+    val_fraction: float  # embedded clips: the last val_fraction of each video's frames is held out
+    num_given_frames: int
+
+    @classmethod
+    def from_checkpoints(cls, vqvae_path: str, bottom_path: str | None = None) -> "ClipSpec":
+        checkpoint = read_checkpoint(vqvae_path)
+        module = checkpoint.get("hyper_parameters") or {}
+        data = checkpoint.get("datamodule_hyper_parameters") or {}
+        num_frames, resolution = data.get("num_frames", module.get("num_frames")), data.get("resolution", module.get("resolution"))
+        if num_frames is None or resolution is None:
+            raise CheckpointError(
+                f"checkpoint {vqvae_path} records no num_frames/resolution: pass a VQ-VAE checkpoint written by "
+                "`vqvideo fit --config experiments/<exp>/vqvae.yaml`"
+            )
+        num_given_frames = NUM_GIVEN_FRAMES
+        if bottom_path is not None:
+            bottom = read_checkpoint(bottom_path).get("hyper_parameters") or {}
+            if "num_given_slices" in bottom and "bottom_shape" in bottom:
+                num_given_frames = bottom["num_given_slices"] * num_frames // bottom["bottom_shape"][0]
+        return cls(int(num_frames), int(resolution), int(data.get("frame_stride", 1)), data.get("target_fps"),
+                   float(data.get("val_fraction", 0.2)), int(num_given_frames))
+
+
+@dataclass(frozen=True)
+class InputSource:
+    name: str  # output file stem
+    path: str
+    start_frame: int
+
+
+@dataclass
+class LoadedInput:
+    """clip: (3, Tr, H, W) float32 in [-1, 1], num_given_frames <= Tr <= num_frames (shorter videos have Tr < T)."""
+
+    name: str
+    source: str
+    start_frame: int
+    frame_stride: int
+    fps: float
+    clip: torch.Tensor
+
+
+def resolve_inputs(input_arg: str, start_frame: int, spec: ClipSpec) -> list[InputSource]:
+    """A video file, a folder of videos (recursive), or 'embedded:val' → the sources to predict."""
+    if start_frame < 0:
+        raise ValueError(f"--start_frame must be >= 0, got {start_frame}")
+    if input_arg == EMBEDDED_VAL:
+        sources = []
+        for path in embedded_clips():
+            probe = probe_video(str(path))
+            held_out = split_frame_range(probe.num_frames, "val", spec.val_fraction).start if probe.readable else 0
+            sources.append(InputSource(f"{path.stem}_val", str(path), held_out + start_frame))
+        return sources
+    path = Path(input_arg).expanduser()
+    if path.is_dir():
+        files = find_videos(path)
+        if not files:
+            raise FileNotFoundError(f"--input {path} is a folder without video files (.mp4, .avi, .mkv, .webm, .mov)")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise FileNotFoundError(f"--input {path} does not exist: pass a video file, a folder, or {EMBEDDED_VAL}")
+    return [InputSource(name, str(file), start_frame) for name, file in zip(unique_names(files), files)]
+
+
+def unique_names(files: list[Path]) -> list[str]:
+    """File stems, made unique with a numeric suffix (a/clip.mp4 and b/clip.mp4 → clip, clip_2)."""
+    seen: dict[str, int] = {}
+    names = []
+    for file in files:
+        count = seen[file.stem] = seen.get(file.stem, 0) + 1
+        names.append(file.stem if count == 1 else f"{file.stem}_{count}")
+    return names
+
+
+def load_input(source: InputSource, spec: ClipSpec) -> LoadedInput:
+    """Read up to spec.num_frames clip frames from source.start_frame. Raises VideoReadError (file + reason)."""
+    probe = probe_video(source.path)
+    if not probe.readable:
+        raise VideoReadError(source.path, probe.reason)
+    stride = stride_for_fps(probe.fps, spec.target_fps, spec.frame_stride)
+    available = max(0, (probe.num_frames - 1 - source.start_frame) // stride + 1)
+    if available < spec.num_given_frames:
+        raise VideoReadError(
+            source.path,
+            f"{probe.num_frames} frames: from frame {source.start_frame} at stride {stride} it has {available} "
+            f"clip frame(s), prediction needs {spec.num_given_frames} given frames (lower --start_frame)",
+        )
+    clip = read_clip(source.path, source.start_frame, min(available, spec.num_frames), stride, spec.resolution,
+                     crop="center", source_size=(probe.height, probe.width))
+    fps = probe.fps / stride if probe.fps > 0 else DEFAULT_FPS
+    return LoadedInput(source.name, source.path, source.start_frame, stride, fps, clip)
+
+
+def load_inputs(sources: list[InputSource], spec: ClipSpec) -> tuple[list[LoadedInput], list[tuple[str, str]]]:
+    """Every readable source, and (file, reason) for each one skipped."""
+    loaded, skipped = [], []
+    for source in sources:
+        try:
+            loaded.append(load_input(source, spec))
+        except VideoReadError as error:
+            skipped.append((source.path, error.reason))
+    return loaded, skipped
