@@ -149,18 +149,15 @@ class VQVAE(nn.Module):
     def latent_shapes(self, num_frames: int, height: int, width: int) -> tuple[Triple, Triple]:
         """(top_shape, bottom_shape) as (T', H', W') for a clip of that size; raises if strides do not divide."""
         clip = (num_frames, height, width)
-        bottom = self._divide(clip, self.bottom_stride, "clip (frames, height, width)", "bottom_stride")
-        top = self._divide(bottom, self.top_stride, "bottom latents", "top_stride")
-        return top, bottom
-
-    @staticmethod
-    def _divide(shape: Triple, stride: Triple, what: str, name: str) -> Triple:
-        if any(size % s or size < s for size, s in zip(shape, stride)):
+        total_stride = tuple(b * t for b, t in zip(self.bottom_stride, self.top_stride))
+        if any(size % s or size < s for size, s in zip(clip, total_stride)):
             raise ValueError(
-                f"{what} {tuple(shape)} is not divisible by {name} {tuple(stride)}: choose num_frames/resolution "
-                f"that are multiples of the total stride, or change {name} in the model config"
+                f"clip (frames, height, width) {clip} is not divisible by the total stride {total_stride} = "
+                f"bottom_stride {self.bottom_stride} x top_stride {self.top_stride}: choose num_frames/resolution "
+                "that are multiples of it, or change the strides in the model config"
             )
-        return tuple(size // s for size, s in zip(shape, stride))
+        bottom = tuple(size // s for size, s in zip(clip, self.bottom_stride))
+        return tuple(size // s for size, s in zip(bottom, self.top_stride)), bottom
 
     def _check_video(self, video: Tensor) -> None:
         if video.dim() != 5 or video.shape[1] != self.decoder[-1].out_channels:
