@@ -27,6 +27,7 @@ from vqvideo.cache.manifest import CODE_ARRAYS, CacheError, Manifest, read_manif
 from vqvideo.cache.shards import open_shard
 
 TARGETS = ("top", "bottom")
+TARGET_ARRAYS = {"top": ("top", "cond_top", "cond_bottom"), "bottom": CODE_ARRAYS}  # what each prior reads
 _HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash: validation slice of a clip, spread over clips
 
 
@@ -68,20 +69,27 @@ class CodesDataset(Dataset):
 
     def _shard_arrays(self) -> list[dict[str, np.ndarray]]:
         if self._arrays is None or self._arrays_pid != os.getpid():
-            self._arrays = [open_shard(self.cache_dir, shard, mmap=not self.in_memory) for shard in self.shards]
+            shards = [open_shard(self.cache_dir, shard, mmap=not self.in_memory) for shard in self.shards]
+            # plain ndarray views of the maps: np.memmap's subclass hooks cost more than the copy itself
+            self._arrays = [{name: np.asarray(values) for name, values in arrays.items()} for arrays in shards]
             self._arrays_pid = os.getpid()
         return self._arrays
 
-    def gather(self, positions: np.ndarray) -> dict[str, torch.Tensor]:
-        """Raw codes of dataset positions (N,) -> {top, bottom, cond_top, cond_bottom}: (N, ...) int64."""
-        arrays, out = self._shard_arrays(), {}
+    def gather(self, positions: np.ndarray, names: tuple[str, ...] = CODE_ARRAYS) -> dict[str, torch.Tensor]:
+        """Raw codes of dataset positions (N,) -> {name: (N, ...) int64} for `names` of CODE_ARRAYS."""
+        arrays = self._shard_arrays()
         shard_of, row_of = self.shard_of[positions], self.row_of[positions]
-        for name in CODE_ARRAYS:
+        shards = np.unique(shard_of)
+        if len(shards) == 1:  # one fancy index per array, no scatter
+            source = arrays[shards[0]]
+            return {name: torch.from_numpy(source[name][row_of]).to(torch.int64) for name in names}
+        groups = [(arrays[shard], shard_of == shard) for shard in shards]
+        out = {}
+        for name in names:
             gathered = np.empty((len(positions), *self.spec.shape_of(name)), dtype=np.uint16)
-            for shard in np.unique(shard_of):
-                in_shard = shard_of == shard
-                gathered[in_shard] = arrays[shard][name][row_of[in_shard]]
-            out[name] = torch.from_numpy(gathered.astype(np.int64))
+            for source, in_shard in groups:
+                gathered[in_shard] = source[name][row_of[in_shard]]
+            out[name] = torch.from_numpy(gathered).to(torch.int64)
         return out
 
     def slice_indices(self, positions: np.ndarray) -> torch.Tensor:
@@ -94,7 +102,7 @@ class CodesDataset(Dataset):
 
     def __getitems__(self, positions: list[int]) -> dict[str, torch.Tensor]:
         positions = np.asarray(positions, dtype=np.int64)
-        codes = self.gather(positions)
+        codes = self.gather(positions, TARGET_ARRAYS[self.target])
         if self.target == "top":
             num_given_top = self.spec.cond_top_shape[0]
             return {"cond_top": codes["cond_top"], "cond_bottom": codes["cond_bottom"],
