@@ -57,11 +57,11 @@ class RasterAttention(nn.Module):
         """(H*W, hidden) float in raster order."""
         return rearrange(self.row_embedding[:, None] + self.column_embedding[None], "h w c -> (h w) c")
 
-    def sources(self, horizontal: torch.Tensor, shifted_codes: torch.Tensor, positions: torch.Tensor):
-        """Query and key/value sources of raster positions: horizontal (B, M, hidden), shifted_codes
-        (B, M, hidden) (the embedding of the code one position earlier), positions: (M,) int64 raster indices
-        → (B, M, hidden), (B, M, 2*hidden)."""
-        query_source = self.norm(horizontal + self.position_embedding()[positions])
+    def sources(self, horizontal: torch.Tensor, shifted_codes: torch.Tensor, position_rows: torch.Tensor):
+        """Query and key/value sources of M raster positions: horizontal (B, M, hidden) features, shifted_codes
+        (B, M, hidden) embeddings of the code one position earlier, position_rows (M, hidden) rows of
+        `position_embedding()` → (B, M, hidden), (B, M, 2*hidden)."""
+        query_source = self.norm(horizontal + position_rows)
         return query_source, torch.cat([query_source, shifted_codes], dim=-1)
 
     def forward(self, horizontal: torch.Tensor, embedded: torch.Tensor) -> torch.Tensor:
@@ -70,8 +70,7 @@ class RasterAttention(nn.Module):
         height, width = horizontal.shape[-2:]
         sequence = rearrange(horizontal, "b c h w -> b (h w) c")
         shifted_codes = shift_one_position(rearrange(embedded, "b c h w -> b (h w) c"))
-        positions = torch.arange(height * width, device=horizontal.device)
-        attended = self.attention(*self.sources(sequence, shifted_codes, positions))
+        attended = self.attention(*self.sources(sequence, shifted_codes, self.position_embedding()))
         return horizontal + rearrange(attended, "b (h w) c -> b c h w", h=height, w=width)
 
 
