@@ -47,6 +47,8 @@ class ClipDataset(Dataset):
         return len(self.windows)
 
     def __getitem__(self, clip_index: int) -> dict:
+        if not 0 <= clip_index < len(self.windows):
+            raise IndexError(f"clip index {clip_index} out of range for {len(self.windows)} clips")
         for offset in range(len(self.windows)):
             candidate = (clip_index + offset) % len(self.windows)
             window = self.windows[candidate]

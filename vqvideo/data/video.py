@@ -79,7 +79,7 @@ def decode_frames(path: str, frame_indices: list[int], size: FrameSize, decode_d
     try:
         reader = decord.VideoReader(path, ctx=context, width=size.width, height=size.height,
                                     num_threads=num_threads)
-    except decord.DECORDError as error:
+    except (decord.DECORDError, RuntimeError) as error:  # decord raises RuntimeError for unopenable files
         if "CUDA not enabled" in str(error):
             raise GpuDecodeUnavailable(GPU_DECODE_HELP) from error
         raise VideoReadError(path, f"decord cannot open it ({str(error).strip()[-200:]})") from error
@@ -87,7 +87,7 @@ def decode_frames(path: str, frame_indices: list[int], size: FrameSize, decode_d
         if frame_indices[-1] >= len(reader):
             raise VideoReadError(path, f"too short: frame {frame_indices[-1]} requested, {len(reader)} frames")
         frames = reader.get_batch(frame_indices).asnumpy()
-    except decord.DECORDError as error:
+    except (decord.DECORDError, RuntimeError) as error:
         raise VideoReadError(path, f"decoding failed ({str(error).strip()[-200:]})") from error
     finally:
         del reader
