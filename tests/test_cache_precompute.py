@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -137,3 +141,32 @@ def test_killed_run_resumes_to_the_uninterrupted_content(built, monkeypatch):
     recorded = {f["file"] for s in read_manifest(cache).shards for f in s.files.values()}
     assert {p.name for p in (cache / "shards").iterdir()} == recorded
     assert precompute.main(["--verify", str(cache)]) == 0
+
+
+def test_run_killed_before_the_manifest_merge_finishes_without_encoding(built):
+    root, _, args = built
+    cache = _copy_cache(root, "codes_no_manifest")
+    (cache / "manifest.json").unlink()  # every shard committed, killed before rank 0 merged
+    resumed_args = [cache.as_posix() if a == (root / "codes").as_posix() else a for a in args]
+    assert precompute.main(resumed_args) == 0
+    assert_same_content(cache_content(root / "codes"), cache_content(cache))
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_restart_equals_uninterrupted(built, tmp_path):
+    """A real SIGKILL of a precompute process as soon as its first shard is committed, wherever it then is."""
+    root, checkpoint, _ = built
+    args = precompute_args(checkpoint, tmp_path / "killed", root / "index", "--data.max_clips_per_video", "3")
+    process = subprocess.Popen([sys.executable, "-m", "vqvideo.cli", "precompute", *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = tmp_path / "killed" / "progress" / "rank-0.json"
+    deadline = time.monotonic() + 240
+    while not progress.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "killed" / "manifest.json").exists(), "finished before the kill: nothing was tested"
+    assert precompute.main(args) == 0
+    reference = precompute_args(checkpoint, tmp_path / "reference", root / "index", "--data.max_clips_per_video", "3")
+    assert precompute.main(reference) == 0
+    assert_same_content(cache_content(tmp_path / "reference"), cache_content(tmp_path / "killed"))
