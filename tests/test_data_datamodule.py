@@ -127,6 +127,13 @@ def test_index_is_cached_and_refreshed_when_a_file_changes(tmp_path, monkeypatch
     assert changed.entries[0].num_frames == 12 and {e.rel_path for e in changed.entries} == {"a.mp4", "sub/b.mkv"}
 
 
+def test_index_probes_in_worker_processes_alike(kinetics_root):
+    root, _ = kinetics_root
+    in_process = index_module.build_index(str(root), cache_dir=None, progress=False)
+    in_pool = index_module.build_index(str(root), cache_dir=None, progress=False, num_workers=2)
+    assert in_pool.entries == in_process.entries and len(in_pool.entries) == 9
+
+
 def test_plain_folder_split_is_a_stable_hash_of_the_relative_path(tmp_path):
     assert hash_split("a/b.mp4", 0.5) == hash_split("a/b.mp4", 0.5)
     splits = [hash_split(f"clip{i}.mp4", 0.2) for i in range(1000)]

@@ -80,7 +80,7 @@ class KineticsDataModule(LightningDataModule):
 
     def _load_index(self) -> None:
         hp = self.hparams
-        self.index = build_index(hp.root, hp.source, hp.val_fraction, hp.index_cache_dir, hp.progress)
+        self.index = build_index(hp.root, hp.source, hp.val_fraction, hp.index_cache_dir, hp.progress, hp.num_workers)
 
     @property
     def label_names(self) -> list[str]:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,17 @@ def probe_video(path: str) -> Probe:
     return Probe(num_frames=num_packets, fps=fps, height=height, width=width, readable=True)
 
 
+def probe_videos(paths: list[str], progress: bool = True, num_workers: int = 0) -> list[Probe]:
+    """`probe_video` of each path, in order, with a progress bar; in a process pool if num_workers > 0."""
+    from tqdm.auto import tqdm
+
+    bar = {"total": len(paths), "desc": "indexing videos", "unit": "video", "disable": not progress or not paths}
+    if num_workers <= 0 or len(paths) < 2:
+        return [probe_video(path) for path in tqdm(paths, **bar)]
+    with ProcessPoolExecutor(max_workers=num_workers) as pool:
+        return list(tqdm(pool.map(probe_video, paths, chunksize=max(1, min(64, len(paths) // num_workers))), **bar))
+
+
 def _stat_key(path: str) -> list[int]:
     stat = os.stat(path)
     return [stat.st_size, stat.st_mtime_ns]
@@ -126,11 +138,11 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 
 
 def build_index(root: str | None = None, source: str = "auto", val_fraction: float = 0.2,
-                cache_dir: str | None = "data/index", progress: bool = True) -> VideoIndex:
+                cache_dir: str | None = "data/index", progress: bool = True, num_workers: int = 0) -> VideoIndex:
     """Probe every video of a source once; reuse the cached index when no file changed.
 
     `root=None` is the embedded clips. `cache_dir=None` disables the cache. A progress bar (tqdm) shows
-    the files being probed.
+    the files being probed, by `num_workers` processes (0: in this process).
     """
     files = list_source(root, source, val_fraction)
     identity = {"root": str(Path(root).resolve()) if root else "<embedded>", "source": source,
@@ -142,12 +154,9 @@ def build_index(root: str | None = None, source: str = "auto", val_fraction: flo
     cached_fingerprint, cached_rows = _load_cached_rows(cache_path) if cache_path else (None, {})
     rows = [_row_for(file, stats[file.path], cached_rows) for file in files]
     to_probe = [i for i, row in enumerate(rows) if row is None]
-    if to_probe:
-        from tqdm.auto import tqdm
-
-        for i in tqdm(to_probe, desc="indexing videos", unit="video", disable=not progress):
-            probe = probe_video(files[i].path)
-            rows[i] = {**dataclasses.asdict(files[i]), **dataclasses.asdict(probe), "stat": stats[files[i].path]}
+    probes = probe_videos([files[i].path for i in to_probe], progress, num_workers)
+    for i, probe in zip(to_probe, probes):
+        rows[i] = {**dataclasses.asdict(files[i]), **dataclasses.asdict(probe), "stat": stats[files[i].path]}
     if cache_path and cached_fingerprint != fingerprint:
         write_json_atomic(cache_path, {"version": INDEX_VERSION, "fingerprint": fingerprint, "rows": rows})
     entries = [VideoEntry(**{field.name: row[field.name] for field in dataclasses.fields(VideoEntry)})
