@@ -14,6 +14,7 @@ from vqvideo.data import index as index_module
 from vqvideo.data.datamodule import KineticsDataModule, NoReadableVideoError
 from vqvideo.data.dataset import ClipSpec
 from vqvideo.data.sources import embedded_clips, hash_split, list_source
+from vqvideo.data.video import GpuDecodeUnavailable
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +154,11 @@ def test_data_summary_json(tmp_path, kinetics_root, capsys):
     assert summary["clips"] == 3 * len(expected["good"])  # 24 frames -> three 8-frame clips per video
     assert {s["path"].split(f"{root}/")[1] for s in summary["skipped"]} == set(expected["bad"])
     assert all(s["reason"] for s in summary["skipped"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA machine may have a CUDA build of decord")
+def test_gpu_decoding_fails_in_setup_with_the_build_instructions(tmp_path):
+    dm = KineticsDataModule(decode_device="gpu", num_workers=0, index_cache_dir=str(tmp_path / "index"),
+                            progress=False)
+    with pytest.raises(GpuDecodeUnavailable, match=r"(?s)decord.*-DUSE_CUDA=ON"):
+        dm.setup("fit")
