@@ -101,13 +101,12 @@ def prior_batch(codes: dict[str, torch.Tensor], target: str, num_given_top: int,
 def tensor_batches(cache_dir: Path, args):
     manifest = read_manifest(cache_dir)
     spec, shards = manifest.code_spec, [open_shard(cache_dir, s, mmap=False) for s in manifest.shards]
-    train_ids = manifest.split_clip_ids("train")
-    rows = [manifest.locations[i] for i in train_ids]
+    rows = [manifest.locations[p] for p in manifest.split_positions("train")]
     codes = {name: torch.from_numpy(np.stack([shards[s][name][r] for s, r in rows]).astype(np.int64))
              for name in TARGET_ARRAYS[args.target]}
     slice_range = (spec.cond_bottom_shape[0], spec.bottom_shape[0])
     while True:
-        for batch_rows in torch.randperm(len(train_ids)).split(args.batch_size):
+        for batch_rows in torch.randperm(len(rows)).split(args.batch_size):
             yield prior_batch({n: v[batch_rows] for n, v in codes.items()}, args.target, spec.cond_top_shape[0],
                               slice_range)
 

@@ -15,12 +15,14 @@ import pytest
 from cache_helpers import assert_codes_match_vqvae, assert_same_content, cache_content, precompute_args
 from cache_helpers import save_tiny_vqvae
 
-from vqvideo.cache import precompute
+from vqvideo.cache import encoding, precompute
 from vqvideo.cache.files import TEMP_SUFFIX, file_sha256
 from vqvideo.cache.manifest import FORMAT_VERSION, SHARD_ARRAYS, read_manifest
 from vqvideo.cache.shards import read_progress, shard_file
 from vqvideo.cache.writer import CodeCacheWriter
+from vqvideo.data.codes import CodesDataModule
 from vqvideo.data.index import build_index
+from vqvideo.data.video import VideoReadError
 from vqvideo.lit.checkpoints import read_checkpoint
 
 
@@ -170,3 +172,25 @@ def test_kill_9_mid_run_then_restart_equals_uninterrupted(built, tmp_path):
     reference = precompute_args(checkpoint, tmp_path / "reference", root / "index", "--data.max_clips_per_video", "3")
     assert precompute.main(reference) == 0
     assert_same_content(cache_content(tmp_path / "reference"), cache_content(tmp_path / "killed"))
+
+
+def test_unreadable_clip_is_recorded_not_stored(built, monkeypatch, tmp_path):
+    root, checkpoint, _ = built
+    real_read_clip = encoding.read_clip
+
+    def bikes_is_broken(path, *args, **kwargs):
+        if path.endswith("bikes.mp4"):
+            raise VideoReadError(path, "decoder error at frame 200 (simulated)")
+        return real_read_clip(path, *args, **kwargs)
+
+    monkeypatch.setattr(encoding, "read_clip", bikes_is_broken)
+    args = precompute_args(checkpoint, tmp_path / "codes", root / "index", "--splits", "[val]")
+    with pytest.warns(UserWarning, match="simulated"):
+        assert precompute.main(args) == 0
+    manifest = read_manifest(tmp_path / "codes")
+    assert [c["rel_path"] for c in manifest.failed_clips] == ["bikes.mp4"]
+    assert "simulated" in manifest.failed_clips[0]["reason"]
+    assert sorted(c.rel_path for c in manifest.clips) == ["bigbuckbunny.mp4", "carphone_pristine.mp4"]
+    dm = CodesDataModule(str(tmp_path / "codes"), "top", batch_size=4, num_workers=0)
+    dm.setup()
+    assert len(dm.datasets["val"]) == 2

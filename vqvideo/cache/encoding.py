@@ -10,6 +10,7 @@ unpadded part of the clips (its unrepeated sampler), so ranks may finish with di
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 import torch
 from pytorch_lightning import LightningDataModule, LightningModule
@@ -17,12 +18,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from vqvideo.cache.manifest import ClipRecord
 from vqvideo.cache.shards import done_clip_ids
-from vqvideo.data.video import read_clip
+from vqvideo.data.video import VideoReadError, read_clip
 from vqvideo.models.vqvae import VQVAE, encode_given_frames
 
 
 class ClipDataset(Dataset):
-    """Planned clips as model input: {"clip_id": () int64, "video": (3, T, H, W) float32 in [-1, 1]}."""
+    """Planned clips as model input: {"clip_id": () int64, "video": (3, T, H, W) float32 in [-1, 1],
+    "read_error": str}. A clip whose video cannot be read comes back as zeros with the reason in read_error
+    (the writer records it as failed instead of storing codes), so one broken file does not stop a Kinetics run."""
 
     def __init__(self, clips: list[ClipRecord], resolution: int, decode_device: str = "cpu",
                  source_sizes: dict[str, tuple[int, int]] | None = None) -> None:
@@ -32,12 +35,18 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, position: int) -> dict[str, torch.Tensor | str]:
         clip = self.clips[position]
-        video = read_clip(clip.video_path, clip.start_frame, clip.num_frames, clip.frame_stride,
-                          resolution=self.resolution, crop="center", flip=clip.flip, decode_device=self.decode_device,
-                          source_size=self.source_sizes.get(clip.video_path))
-        return {"clip_id": torch.tensor(clip.clip_id, dtype=torch.int64), "video": video}
+        clip_id = torch.tensor(clip.clip_id, dtype=torch.int64)
+        try:
+            video = read_clip(clip.video_path, clip.start_frame, clip.num_frames, clip.frame_stride,
+                              resolution=self.resolution, crop="center", flip=clip.flip,
+                              decode_device=self.decode_device, source_size=self.source_sizes.get(clip.video_path))
+        except VideoReadError as error:
+            warnings.warn(f"clip {clip.clip_id} not encoded: {error}", stacklevel=2)
+            blank = torch.zeros(3, clip.num_frames, self.resolution, self.resolution)
+            return {"clip_id": clip_id, "video": blank, "read_error": str(error)}
+        return {"clip_id": clip_id, "video": video, "read_error": ""}
 
 
 class PendingClipsDataModule(LightningDataModule):
@@ -72,10 +81,11 @@ class CodeEncoderModule(LightningModule):
         self.num_given_frames = num_given_frames
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
-        """batch: clip_id (B,) int64, video (B, 3, T, H, W) float [-1, 1] -> clip_id (B,) and int64 codes
-        top (B, Tt, Ht, Wt), bottom (B, Tb, Hb, Wb), cond_top (B, Tc, Ht, Wt), cond_bottom (B, Tcb, Hb, Wb)."""
+        """batch: clip_id (B,) int64, video (B, 3, T, H, W) float [-1, 1], read_error: B strings -> clip_id,
+        read_error and int64 codes top (B, Tt, Ht, Wt), bottom (B, Tb, Hb, Wb), cond_top (B, Tc, Ht, Wt),
+        cond_bottom (B, Tcb, Hb, Wb)."""
         video = batch["video"]
         full = self.vqvae.encode(video)
         given = encode_given_frames(self.vqvae, video, self.num_given_frames)
-        return {"clip_id": batch["clip_id"], "top": full.top, "bottom": full.bottom,
+        return {"clip_id": batch["clip_id"], "read_error": batch["read_error"], "top": full.top, "bottom": full.bottom,
                 "cond_top": given.top, "cond_bottom": given.bottom}

@@ -140,13 +140,15 @@ class CacheIdentity:
 
 @dataclass
 class Manifest:
-    """manifest.json of a complete cache; `locations[clip_id] = (shard index, row)`."""
+    """manifest.json of a complete cache. `clips[i]` is stored at `locations[i] = (shard index, row)`; planned
+    clips that could not be read are in `failed_clips` (record + reason) instead, so clip ids may have gaps."""
 
     identity: CacheIdentity
     code_spec: CodeSpec
     clips: list[ClipRecord]
     shards: list[ShardRecord]
     locations: list[tuple[int, int]] = field(default_factory=list)
+    failed_clips: list[dict[str, Any]] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
 
     def as_dict(self) -> dict[str, Any]:
@@ -156,6 +158,7 @@ class Manifest:
             "identity": self.identity.as_dict(),
             "code_spec": self.code_spec.as_dict(),
             "shards": [s.as_dict() for s in self.shards],
+            "failed_clips": self.failed_clips,
             "clips": clips,
         }
 
@@ -176,10 +179,12 @@ class Manifest:
             shards=[ShardRecord.from_dict(s) for s in raw["shards"]],
             clips=[ClipRecord.from_dict(c) for c in raw["clips"]],
             locations=[(int(c["shard"]), int(c["row"])) for c in raw["clips"]],
+            failed_clips=raw.get("failed_clips", []),
         )
 
-    def split_clip_ids(self, split: str) -> list[int]:
-        return [c.clip_id for c in self.clips if c.split == split]
+    def split_positions(self, split: str) -> list[int]:
+        """Positions in `clips` (and `locations`) of the stored clips of `split`."""
+        return [position for position, clip in enumerate(self.clips) if clip.split == split]
 
 
 def read_manifest(cache_dir: str | Path) -> Manifest:

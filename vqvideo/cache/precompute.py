@@ -118,6 +118,9 @@ def run_precompute(cfg) -> Path:
     trainer.predict(CodeEncoderModule(vqvae, cfg.num_given_frames), datamodule=pending, return_predictions=False)
     if trainer.is_global_zero:
         manifest = read_manifest(out)
+        if manifest.failed_clips:
+            print(f"{len(manifest.failed_clips)} clips could not be read (manifest.json: failed_clips), e.g. "
+                  f"{manifest.failed_clips[0]['reason']}", file=sys.stderr)
         print(f"code cache {out}: {len(manifest.clips)} clips in {len(manifest.shards)} shards "
               f"(top {code_spec.top_shape}, bottom {code_spec.bottom_shape}, given frames alone: "
               f"{code_spec.cond_top_shape}, {code_spec.cond_bottom_shape})")

@@ -27,16 +27,25 @@ def progress_path(cache_dir: Path, rank: int) -> Path:
     return cache_dir / PROGRESS_DIR / f"rank-{rank}.json"
 
 
+def _progress_files(cache_dir: Path) -> list[dict]:
+    return [read_json(path) for path in sorted((cache_dir / PROGRESS_DIR).glob("rank-*.json"))]
+
+
 def read_progress(cache_dir: Path) -> list[ShardRecord]:
     """Every shard any rank recorded as complete, ordered by (rank, name)."""
-    shards = []
-    for path in sorted((cache_dir / PROGRESS_DIR).glob("rank-*.json")):
-        shards.extend(ShardRecord.from_dict(raw) for raw in read_json(path)["shards"])
+    shards = [ShardRecord.from_dict(raw) for progress in _progress_files(cache_dir) for raw in progress["shards"]]
     return sorted(shards, key=lambda s: (s.rank, s.name))
 
 
-def write_progress(cache_dir: Path, rank: int, shards: list[ShardRecord]) -> None:
-    atomic_write_json(progress_path(cache_dir, rank), {"rank": rank, "shards": [s.as_dict() for s in shards]})
+def read_failures(cache_dir: Path) -> list[dict]:
+    """Clips any rank could not read: {"clip_id", "reason"}, ordered by clip id."""
+    failed = [record for progress in _progress_files(cache_dir) for record in progress.get("failed", [])]
+    return sorted(failed, key=lambda record: record["clip_id"])
+
+
+def write_progress(cache_dir: Path, rank: int, shards: list[ShardRecord], failed: list[dict]) -> None:
+    payload = {"rank": rank, "shards": [s.as_dict() for s in shards], "failed": failed}
+    atomic_write_json(progress_path(cache_dir, rank), payload)
 
 
 def shard_file(cache_dir: Path, shard: ShardRecord, array: str) -> Path:
@@ -64,24 +73,23 @@ def prepare_for_resume(cache_dir: Path) -> None:
     while no rank writes (Lightning's setup hook, before its post-setup barrier)."""
     for temp in cache_dir.rglob(f"*{TEMP_SUFFIX}"):
         temp.unlink(missing_ok=True)
-    by_rank: dict[int, list[ShardRecord]] = {}
-    for shard in read_progress(cache_dir):
-        by_rank.setdefault(shard.rank, []).append(shard)
-    for rank, shards in by_rank.items():
+    recorded = set()
+    for progress in _progress_files(cache_dir):
+        shards = [ShardRecord.from_dict(raw) for raw in progress["shards"]]
         intact = [s for s in shards if _intact(cache_dir, s)]
         if len(intact) != len(shards):
             lost = sorted({s.name for s in shards} - {s.name for s in intact})
             warnings.warn(f"{cache_dir}: shards {lost} are recorded but missing or truncated; re-encoding their clips")
-            write_progress(cache_dir, rank, intact)
-    recorded = {f["file"] for shards in by_rank.values() for s in shards if _intact(cache_dir, s) for f in s.files.values()}
+            write_progress(cache_dir, progress["rank"], intact, progress.get("failed", []))
+        recorded |= {f["file"] for s in intact for f in s.files.values()}
     for path in (cache_dir / SHARD_DIR).glob("*.npy"):
         if path.name not in recorded:
             path.unlink()
 
 
 def done_clip_ids(cache_dir: Path) -> set[int]:
-    """Clip ids held by shards recorded as complete (read from their clip_id arrays)."""
-    done: set[int] = set()
+    """Clip ids held by shards recorded as complete (read from their clip_id arrays), or recorded unreadable."""
+    done = {int(record["clip_id"]) for record in read_failures(cache_dir)}
     for shard in read_progress(cache_dir):
         done.update(int(i) for i in np.load(shard_file(cache_dir, shard, "clip_id")))
     return done
@@ -110,7 +118,10 @@ class RankShardWriter:
         if rows_per_shard < 1:
             raise ValueError(f"rows_per_shard must be >= 1, got {rows_per_shard}")
         self.cache_dir, self.rank, self.rows_per_shard = Path(cache_dir), rank, rows_per_shard
-        self.shards = [s for s in read_progress(self.cache_dir) if s.rank == rank]
+        progress = progress_path(self.cache_dir, rank)
+        recorded = read_json(progress) if progress.is_file() else {"shards": [], "failed": []}
+        self.shards = [ShardRecord.from_dict(raw) for raw in recorded["shards"]]
+        self.failed: list[dict] = recorded.get("failed", [])
         self.next_seq = 1 + max((int(_SHARD_NAME.match(s.name).group(2)) for s in self.shards), default=-1)
         self._pending: list[dict[str, np.ndarray]] = []
         self._pending_rows = 0
@@ -120,6 +131,12 @@ class RankShardWriter:
         self._pending_rows += len(rows["clip_id"])
         while self._pending_rows >= self.rows_per_shard:
             self._write_shard(self.rows_per_shard)
+
+    def record_failures(self, failed: list[dict]) -> None:
+        """Clips that could not be read ({"clip_id", "reason"}), committed at once: reading them fails the same
+        way every time, so a restart must not retry them forever, and the content stays that of one run."""
+        self.failed.extend(failed)
+        write_progress(self.cache_dir, self.rank, self.shards, self.failed)
 
     def flush(self) -> None:
         """Write the remaining rows (the last, smaller shard of this rank)."""
@@ -138,7 +155,7 @@ class RankShardWriter:
             atomic_write_bytes(self.cache_dir / SHARD_DIR / file_name, data)
             files[array] = {"file": file_name, "sha256": bytes_sha256(data), "bytes": len(data)}
         self.shards.append(ShardRecord(name=name, rank=self.rank, rows=num_rows, files=files))
-        write_progress(self.cache_dir, self.rank, self.shards)  # the commit point of this shard
+        write_progress(self.cache_dir, self.rank, self.shards, self.failed)  # the commit point of this shard
         self.next_seq += 1
 
 

@@ -11,6 +11,7 @@ Lifecycle on every rank (all hooks run outside `predict_step`):
 from __future__ import annotations
 
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from vqvideo.cache.manifest import (
     CODE_ARRAYS, MANIFEST_NAME, PROGRESS_DIR, RUN_NAME, SHARD_DIR, CacheError, CacheIdentity, ClipRecord,
     CodeSpec, Manifest,
 )
-from vqvideo.cache.shards import RankShardWriter, codes_to_uint16, prepare_for_resume, read_progress, shard_file
+from vqvideo.cache.shards import RankShardWriter, codes_to_uint16, prepare_for_resume, read_failures, read_progress
+from vqvideo.cache.shards import shard_file
 
 
 def existing_identity(cache_dir: Path) -> CacheIdentity | None:
@@ -56,20 +58,25 @@ def wipe_cache(cache_dir: Path) -> None:
 
 
 def merge_manifest(cache_dir: Path, identity: CacheIdentity, code_spec: CodeSpec, clips: list[ClipRecord]) -> Manifest:
-    """All ranks' complete shards → manifest.json, after checking they hold every planned clip exactly once."""
+    """All ranks' complete shards → manifest.json, after checking that every planned clip is stored exactly once
+    or recorded unreadable. `clips[i].clip_id` must be i (the plan)."""
     shards = read_progress(cache_dir)
     locations: list[tuple[int, int] | None] = [None] * len(clips)
+    failed = {int(record["clip_id"]): record["reason"] for record in read_failures(cache_dir)}
     for shard_index, shard in enumerate(shards):
         for row, clip_id in enumerate(np.load(shard_file(cache_dir, shard, "clip_id")).tolist()):
-            if not 0 <= clip_id < len(clips) or locations[clip_id] is not None:
+            if not 0 <= clip_id < len(clips) or locations[clip_id] is not None or clip_id in failed:
                 raise CacheError(f"{cache_dir}: clip {clip_id} of shard {shard.name} is unplanned or stored twice; "
                                  "rebuild with --overwrite")
             locations[clip_id] = (shard_index, row)
-    missing = [i for i, location in enumerate(locations) if location is None]
+    missing = [i for i, location in enumerate(locations) if location is None and i not in failed]
     if missing:
         raise CacheError(f"{cache_dir}: {len(missing)} planned clips have no codes (first: {missing[:5]}); "
                          "run the same command again to finish the cache")
-    manifest = Manifest(identity=identity, code_spec=code_spec, clips=clips, shards=shards, locations=locations)
+    stored = [i for i, location in enumerate(locations) if location is not None]
+    failed_clips = [asdict(clips[i]) | {"reason": reason} for i, reason in sorted(failed.items())]
+    manifest = Manifest(identity=identity, code_spec=code_spec, clips=[clips[i] for i in stored], shards=shards,
+                        locations=[locations[i] for i in stored], failed_clips=failed_clips)
     atomic_write_bytes(cache_dir / MANIFEST_NAME, manifest.to_json_bytes())
     return manifest
 
@@ -97,13 +104,17 @@ class CodeCacheWriter(BasePredictionWriter):
 
     def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: Any,
                            batch_indices: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        rows = {name: codes_to_uint16(prediction[name].cpu().numpy(), name) for name in CODE_ARRAYS}
+        clip_ids = prediction["clip_id"].to(torch.int64).cpu().numpy()  # (B,)
+        read = np.array([not error for error in prediction["read_error"]])  # (B,) bool
+        if not read.all():
+            self.shard_writer.record_failures([{"clip_id": int(clip_id), "reason": error} for clip_id, error
+                                               in zip(clip_ids, prediction["read_error"]) if error])
+        rows = {name: codes_to_uint16(prediction[name].cpu().numpy()[read], name) for name in CODE_ARRAYS}
         for name in CODE_ARRAYS:
             expected = self.code_spec.shape_of(name)
             if rows[name].shape[1:] != expected:
                 raise CacheError(f"{name} codes have shape {rows[name].shape[1:]}, the manifest expects {expected}")
-        rows["clip_id"] = prediction["clip_id"].to(torch.int64).cpu().numpy()
-        self.shard_writer.add(rows)
+        self.shard_writer.add(rows | {"clip_id": clip_ids[read]})
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "predict" or self.shard_writer is None:

@@ -54,10 +54,10 @@ class CodesDataset(Dataset):
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         self.cache_dir, self.shards, self.spec = Path(cache_dir), manifest.shards, manifest.code_spec
         self.target, self.random_slices, self.seed, self.in_memory = target, random_slices, seed, in_memory
-        clip_ids = manifest.split_clip_ids(split)
-        self.shard_of = np.array([manifest.locations[i][0] for i in clip_ids], dtype=np.int64)  # (N,)
-        self.row_of = np.array([manifest.locations[i][1] for i in clip_ids], dtype=np.int64)  # (N,)
-        self.clip_ids = np.array(clip_ids, dtype=np.int64)
+        positions = manifest.split_positions(split)
+        self.shard_of = np.array([manifest.locations[p][0] for p in positions], dtype=np.int64)  # (N,)
+        self.row_of = np.array([manifest.locations[p][1] for p in positions], dtype=np.int64)  # (N,)
+        self.clip_ids = np.array([manifest.clips[p].clip_id for p in positions], dtype=np.int64)  # (N,)
         self._arrays: list[dict[str, np.ndarray]] | None = None
         self._arrays_pid: int | None = None
 
