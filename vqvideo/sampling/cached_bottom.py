@@ -37,22 +37,23 @@ class CachedLayer:
     """One gated layer's state while a slice is generated, and its row / position steps.
 
     vertical_rows: (B, C, k//2+1, W+2*(k//2)) ring of this layer's vertical-stack *input* rows i-k//2 .. i.
-    horizontal_row: (B, C, W + k//2) this layer's horizontal-stack input along the current row (k//2 zero
-    columns on the left); row_bias: (B, W, 2C) everything the horizontal pre-activation of the current row
-    gets besides its own row (vertical stack of the row above, conditioning, bias).
+    horizontal_row: (B, W + k//2, C) this layer's horizontal-stack input along the current row (k//2 zero
+    columns on the left; channels last, so a window of columns flattens to (B, kw*C) without a copy);
+    row_bias: (B, W, 2C) everything the horizontal pre-activation of the current row gets besides its own row
+    (the vertical stack of the row above, the conditioning, the conv bias).
     """
 
     def __init__(self, layer: GatedLayer2d, batch_size: int, width: int, like: torch.Tensor):
         self.layer, self.first = layer, layer.first
         weight = layer.horizontal_conv.conv.weight  # (2C, C, 1, kw)
-        self.horizontal_weight = rearrange(weight, "o c 1 k -> (c k) o")  # (C*kw, 2C)
+        self.horizontal_weight = rearrange(weight, "o c 1 k -> (k c) o")  # (kw*C, 2C), column-major like the window
         self.kernel_width = weight.shape[-1]
         self.half = layer.vertical_conv.half
         channels = weight.shape[1]
         self.residual_in = (layer.residual_in.weight[:, :, 0, 0].t(), layer.residual_in.bias)  # (C, R), (R,)
         self.residual_out = (layer.residual_out.weight[:, :, 0, 0].t(), layer.residual_out.bias)  # (R, C), (C,)
         self.vertical_rows = like.new_zeros((batch_size, channels, self.half + 1, width + 2 * self.half))
-        self.horizontal_row = like.new_zeros((batch_size, channels, width + self.half))
+        self.horizontal_row = like.new_zeros((batch_size, width + self.half, channels))
         # the row above row 0 is zero padding: its projection to the horizontal stack is the bias alone
         above = layer.vertical_to_horizontal.bias.view(1, -1, 1).expand(batch_size, -1, width)
         self.vertical_above = above  # (B, 2C, W)
@@ -68,15 +69,15 @@ class CachedLayer:
 
     def push_horizontal_input(self, column: int, features: torch.Tensor) -> None:
         """features: (B, C) this layer's horizontal input at `column` of the current row."""
-        self.horizontal_row[:, :, column + self.half] = features
+        self.horizontal_row[:, column + self.half] = features
 
     def step(self, column: int, horizontal_in: torch.Tensor | None) -> torch.Tensor:
         """The layer's horizontal output at `column`: (B, C). horizontal_in: (B, C) the previous layer's
         output there (None for the first layer, whose input at `column` is the unknown code itself)."""
         if not self.first:
             self.push_horizontal_input(column, horizontal_in)
-        window = self.horizontal_row[:, :, column : column + self.kernel_width]  # first: columns j-k//2 .. j-1
-        pre = torch.addmm(self.row_bias[:, column], window.reshape(len(window), -1), self.horizontal_weight)
+        window = self.horizontal_row[:, column : column + self.kernel_width]  # (B, kw, C); first: j-k//2 .. j-1
+        pre = torch.addmm(self.row_bias[:, column], window.flatten(1), self.horizontal_weight)  # (B, 2C)
         gated = gate(pre)  # (B, C); dropout is identity in eval mode
         hidden = F.relu(torch.addmm(self.residual_in[1], gated, self.residual_in[0]))
         update = torch.addmm(self.residual_out[1], hidden, self.residual_out[0])
