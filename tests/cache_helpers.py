@@ -60,9 +60,10 @@ def assert_same_content(expected: dict, actual: dict) -> None:
             np.testing.assert_array_equal(actual[clip_id][1][name], codes, err_msg=f"clip {clip_id} {name}")
 
 
-def assert_codes_match_vqvae(cache_dir: Path, checkpoint: Path) -> None:
+def assert_codes_match_vqvae(cache_dir: Path, checkpoint: Path, batch_size: int = 2) -> None:
     """Every cached clip's codes equal `vqvae.encode` of that clip read by `read_clip` (center crop, its flip),
-    and its cond codes equal `encode_given_frames` of its first 4 frames (the function prediction calls)."""
+    and its cond codes equal `encode_given_frames` of its first 4 frames (the function prediction calls).
+    Encoded in batches of the precompute's batch size: kernels (and so rounding at near-ties) depend on it."""
     from vqvideo.lit.vqvae_module import load_vqvae
     from vqvideo.models.vqvae import encode_given_frames
 
@@ -71,9 +72,15 @@ def assert_codes_match_vqvae(cache_dir: Path, checkpoint: Path) -> None:
     records = [content[i][0] for i in sorted(content)]
     videos = torch.stack([read_clip(r["video_path"], r["start_frame"], r["num_frames"], r["frame_stride"],
                                     RESOLUTION, crop="center", flip=r["flip"]) for r in records])
+    padding = (-len(videos)) % batch_size
+    videos = torch.cat([videos, videos[-1:].expand(padding, *videos.shape[1:])])
+    expected = {"top": [], "bottom": [], "cond_top": [], "cond_bottom": []}
     with torch.no_grad():
-        full, given = vqvae.encode(videos), encode_given_frames(vqvae, videos, 4)
-    expected = {"top": full.top, "bottom": full.bottom, "cond_top": given.top, "cond_bottom": given.bottom}
+        for chunk in videos.split(batch_size):
+            full, given = vqvae.encode(chunk), encode_given_frames(vqvae, chunk, 4)
+            for name, codes in zip(expected, (full.top, full.bottom, given.top, given.bottom)):
+                expected[name].append(codes)
+    expected = {name: torch.cat(codes) for name, codes in expected.items()}
     for position, record in enumerate(records):
         for name, codes in expected.items():
             np.testing.assert_array_equal(content[record["clip_id"]][1][name], codes[position].numpy(),

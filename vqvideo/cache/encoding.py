@@ -72,20 +72,29 @@ class PendingClipsDataModule(LightningDataModule):
 
 
 class CodeEncoderModule(LightningModule):
-    """A frozen VQ-VAE for `trainer.predict`: batches of clips -> their full and given-frame codes."""
+    """A frozen VQ-VAE for `trainer.predict`: batches of clips -> their full and given-frame codes.
 
-    def __init__(self, vqvae: VQVAE, num_given_frames: int = 4) -> None:
+    Every batch is encoded at exactly `batch_size` clips (a short last batch is padded with copies of its last
+    clip, then cut): convolution kernels are chosen by batch size and round differently, which can flip a code
+    at a near-tie, so a clip's codes must not depend on how a run — or its restart — happened to batch it.
+    """
+
+    def __init__(self, vqvae: VQVAE, num_given_frames: int = 4, batch_size: int = 8) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["vqvae"])
         self.vqvae = vqvae.freeze()  # eval, no grads, stays in eval under .train()
-        self.num_given_frames = num_given_frames
+        self.num_given_frames, self.batch_size = num_given_frames, batch_size
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         """batch: clip_id (B,) int64, video (B, 3, T, H, W) float [-1, 1], read_error: B strings -> clip_id,
         read_error and int64 codes top (B, Tt, Ht, Wt), bottom (B, Tb, Hb, Wb), cond_top (B, Tc, Ht, Wt),
         cond_bottom (B, Tcb, Hb, Wb)."""
-        video = batch["video"]
+        video, num_clips = batch["video"], batch["video"].shape[0]
+        if num_clips < self.batch_size:
+            padding = video[-1:].expand(self.batch_size - num_clips, *video.shape[1:])
+            video = torch.cat([video, padding])  # (batch_size, 3, T, H, W)
         full = self.vqvae.encode(video)
         given = encode_given_frames(self.vqvae, video, self.num_given_frames)
-        return {"clip_id": batch["clip_id"], "read_error": batch["read_error"], "top": full.top, "bottom": full.bottom,
-                "cond_top": given.top, "cond_bottom": given.bottom}
+        return {"clip_id": batch["clip_id"], "read_error": batch["read_error"], "top": full.top[:num_clips],
+                "bottom": full.bottom[:num_clips], "cond_top": given.top[:num_clips],
+                "cond_bottom": given.bottom[:num_clips]}

@@ -37,6 +37,7 @@ class TrainerOptions:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
+    deterministic: bool = True  # deterministic kernels (cuDNN): a restart re-encodes to the very same codes
     enable_progress_bar: bool = True
 
 
@@ -115,7 +116,8 @@ def run_precompute(cfg) -> Path:
                                      cfg.data.decode_device, sizes)
     trainer = pl.Trainer(**vars(cfg.trainer), logger=False, enable_checkpointing=False, callbacks=[writer],
                          default_root_dir=str(out), enable_model_summary=False)
-    trainer.predict(CodeEncoderModule(vqvae, cfg.num_given_frames), datamodule=pending, return_predictions=False)
+    encoder = CodeEncoderModule(vqvae, cfg.num_given_frames, cfg.data.batch_size)
+    trainer.predict(encoder, datamodule=pending, return_predictions=False)
     if trainer.is_global_zero:
         manifest = read_manifest(out)
         if manifest.failed_clips:
