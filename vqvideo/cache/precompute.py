@@ -134,6 +134,9 @@ def verify_cache(cache_dir: str) -> int:
     from vqvideo.cache.shards import read_progress, verify_shards
 
     root = Path(cache_dir)
+    if not root.is_dir():
+        print(f"{root} does not exist: pass the --out directory of a `vqvideo precompute` run", file=sys.stderr)
+        return 1
     shards = read_manifest(root).shards if (root / MANIFEST_NAME).is_file() else read_progress(root)
     if not shards:
         print(f"{root}: no shards to verify (not a code cache, or nothing written yet)", file=sys.stderr)
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.verify:
             return verify_cache(cfg.verify)
         run_precompute(cfg)
-    except (CacheError, CheckpointError) as err:
+    except (CacheError, CheckpointError, ValueError) as err:  # messages name the file/value and the fix
         print(f"vqvideo precompute: {err}", file=sys.stderr)
         return 2
     return 0
