@@ -71,8 +71,9 @@ def prepare_for_resume(cache_dir: Path) -> None:
     """Delete what a killed run left behind: temp files, shard files no progress file records, and records
     of shards whose files are missing or truncated (their clips are then encoded again). Run by rank 0 only,
     while no rank writes (Lightning's setup hook, before its post-setup barrier)."""
-    for temp in cache_dir.rglob(f"*{TEMP_SUFFIX}"):
-        temp.unlink(missing_ok=True)
+    for folder in (cache_dir, cache_dir / PROGRESS_DIR, cache_dir / SHARD_DIR):  # only our own temp names
+        for temp in folder.glob(f".*{TEMP_SUFFIX}"):
+            temp.unlink(missing_ok=True)
     recorded = set()
     for progress in _progress_files(cache_dir):
         shards = [ShardRecord.from_dict(raw) for raw in progress["shards"]]
