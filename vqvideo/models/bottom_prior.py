@@ -114,12 +114,17 @@ class BottomPrior(nn.Module):
         )  # fmt: skip
         self.embedding = nn.Embedding(num_codes, hidden_channels)
         self.layers = nn.ModuleList(
-            GatedLayer2d(hidden_channels, residual_channels, kernel_size, cond_channels, first=index == 0, dropout=dropout)
+            GatedLayer2d(
+                hidden_channels, residual_channels, kernel_size, cond_channels, first=index == 0, dropout=dropout
+            )
             for index in range(num_layers)
         )
         self.attention_after = attention_positions(num_layers, num_attention_layers)
         self.attentions = nn.ModuleDict(
-            {str(i): RasterAttention(hidden_channels, num_heads, *self.slice_shape, dropout) for i in self.attention_after}
+            {
+                str(index): RasterAttention(hidden_channels, num_heads, *self.slice_shape, dropout)
+                for index in self.attention_after
+            }
         )
         self.output = nn.Conv2d(hidden_channels, num_codes, 1)
 
@@ -136,7 +141,9 @@ class BottomPrior(nn.Module):
         """slice_codes (B, Hb, Wb) int64 (teacher forcing: position (i, j) never sees itself or later codes);
         cond (B, cond_channels, Hb, Wb) float from `condition` → logits (B, num_codes, Hb, Wb) float."""
         if tuple(slice_codes.shape[-2:]) != self.slice_shape:
-            raise ValueError(f"slice of shape {tuple(slice_codes.shape[-2:])}, but the prior was built for {self.slice_shape}")
+            raise ValueError(
+                f"slice of shape {tuple(slice_codes.shape[-2:])}, but the prior was built for {self.slice_shape}"
+            )
         embedded = rearrange(self.embedding(slice_codes), "b h w c -> b c h w")
         vertical, horizontal = embedded, embedded
         for index, layer in enumerate(self.layers):

@@ -33,7 +33,9 @@ def shift_down(rows: torch.Tensor) -> torch.Tensor:
 
 
 class VerticalConv(nn.Module):
-    """Conv whose output row i sees input rows i-k//2 .. i and columns j-k//2 .. j+k//2: (B,Cin,H,W) → (B,Cout,H,W)."""
+    """Conv whose output row i sees input rows i-k//2 .. i and columns j-k//2 .. j+k//2.
+
+    (B, Cin, H, W) → (B, Cout, H, W)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
         super().__init__()

@@ -103,7 +103,8 @@ class CachedAttention:
 
     def step(self, position: int, horizontal: torch.Tensor, shifted_code: torch.Tensor) -> torch.Tensor:
         """horizontal, shifted_code: (B, C) → horizontal with attention added, (B, C)."""
-        sources = self.attention.sources(horizontal[:, None], shifted_code[:, None], self.positions[position : position + 1])
+        position_row = self.positions[position : position + 1]  # (1, C)
+        sources = self.attention.sources(horizontal[:, None], shifted_code[:, None], position_row)
         return horizontal + self.attention.attention.step(*sources, self.cache, position)[:, 0]
 
 
@@ -117,7 +118,10 @@ def generate_slice(prior: BottomPrior, cond: torch.Tensor, choose_code: ChooseCo
     """
     batch_size, _, height, width = cond.shape
     layers = [CachedLayer(layer, batch_size, width, cond) for layer in prior.layers]
-    attentions = {i: CachedAttention(prior.attentions[str(i)], batch_size, height * width, cond) for i in prior.attention_after}
+    attentions = {
+        index: CachedAttention(prior.attentions[str(index)], batch_size, height * width, cond)
+        for index in prior.attention_after
+    }
     codes = cond.new_zeros((batch_size, height, width), dtype=torch.long)
     shifted_code = cond.new_zeros((batch_size, prior.embedding.embedding_dim))  # embedding of the previous code
     for row, column in raster_positions(height, width):
