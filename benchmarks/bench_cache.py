@@ -39,13 +39,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", choices=("top", "bottom"), default="top", help="which prior's batches")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--num-batches", type=int, default=1000, help="batches timed from the cache and memory")
+    parser.add_argument("--num-batches", type=int, default=2000, help="batches timed from the cache and memory")
     parser.add_argument("--num-batches-on-the-fly", type=int, default=3, help="batches timed encoding on the fly")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers of both loaders")
     parser.add_argument("--scaled-clips", type=int, default=8192, help="clips of the synthetic multi-shard cache")
     parser.add_argument("--vqvae", default=None, help="a VQ-VAE checkpoint (default: demo config, random weights)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a shared CPU, spinning OpenMP threads swamp sub-ms batches)")
     return parser.parse_args(argv)
 
 
@@ -64,7 +65,7 @@ def demo_checkpoint(workdir: Path) -> Path:
     return workdir / "vqvae.ckpt"
 
 
-def batch_rates(sources: dict, num_batches: int, rounds: int = 5) -> dict[str, float]:
+def batch_rates(sources: dict, num_batches: int, rounds: int = 10) -> dict[str, float]:
     """batches/s of each endless batch iterator: the sources take turns for `rounds` rounds of
     num_batches / rounds batches each (after one warm-up batch), and each keeps its best round, so a busy
     shared CPU slows all sources alike instead of whichever ran during a burst."""
