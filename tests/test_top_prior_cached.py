@@ -69,24 +69,26 @@ def test_codes_bit_identical_to_naive_sampler_at_demo_config():
     prior = demo_prior()
     cond_top, cond_bottom = given_codes(prior, 2, 8, 8)
     naive = NaiveSampler().sample_top(prior, cond_top, cond_bottom, 3, options, torch.Generator().manual_seed(5))
-    cached = get_sampler("cached").sample_top(prior, cond_top, cond_bottom, 3, options, torch.Generator().manual_seed(5))
+    sampler = get_sampler("cached")
+    cached = sampler.sample_top(prior, cond_top, cond_bottom, 3, options, torch.Generator().manual_seed(5))
     assert torch.equal(cached, naive)
 
 
 def test_paper_latent_shapes_logits_and_codes_match_full_forward():
     """3 sampled 32×32 slices from 1 given top and 2 given bottom slices (§3.2), small width."""
     prior = paper_shaped_prior()
-    cond_top, cond_bottom = given_codes(prior, 2, 32, 32)
+    cond_top, cond_bottom = given_codes(prior, 1, 32, 32)
     codes = sample_top(prior, cond_top, cond_bottom, 3, SamplingOptions(), torch.Generator().manual_seed(7))
-    assert codes.shape == (2, 3, 32, 32)
+    assert codes.shape == (1, 3, 32, 32)
     with torch.no_grad():
         cond = prior.condition(cond_top, cond_bottom, 3)
-        expected = prior.logits(codes, cond)  # (2, K, 3, 32, 32): one teacher-forced pass over the sample
+        expected = prior.logits(codes, cond)  # (1, K, 3, 32, 32): one teacher-forced pass over the sample
     torch.testing.assert_close(teacher_forced_logits(prior, codes, cond), expected, rtol=1e-4, atol=1e-4)
     # full-forward sampling picks these codes: by causality the teacher-forced logits at a position are the
     # ones a full forward sees when that position is sampled
-    uniforms = sampling_uniforms(2, 3, 32, 32, torch.Generator().manual_seed(7), "cpu")
-    redrawn = pick_codes(expected.permute(0, 2, 3, 4, 1).reshape(-1, prior.num_codes), uniforms.flatten(), SamplingOptions())
+    uniforms = sampling_uniforms(1, 3, 32, 32, torch.Generator().manual_seed(7), "cpu")
+    per_position = expected.permute(0, 2, 3, 4, 1).reshape(-1, prior.num_codes)  # (B·T·H·W, K)
+    redrawn = pick_codes(per_position, uniforms.flatten(), SamplingOptions())
     assert torch.equal(redrawn.view_as(codes), codes)
     # and literally, as the naive sampler does it (codes so far, zeros ahead), at row and slice boundaries
     flat_codes = codes.flatten(1)
@@ -96,7 +98,8 @@ def test_paper_latent_shapes_logits_and_codes_match_full_forward():
         t, rest = divmod(position, 1024)
         with torch.no_grad():
             logits = prior.logits(partial.view_as(codes), cond)[:, :, t, rest // 32, rest % 32]
-        assert torch.equal(pick_codes(logits, uniforms.flatten(1)[:, position], SamplingOptions()), flat_codes[:, position])
+        picked = pick_codes(logits, uniforms.flatten(1)[:, position], SamplingOptions())
+        assert torch.equal(picked, flat_codes[:, position])
 
 
 def test_cached_sampling_needs_eval_mode():

@@ -19,7 +19,7 @@ TINY = dict(
     num_top_codes=32, num_bottom_codes=16, top_shape=(3, 4, 4), bottom_shape=(6, 8, 8), cond_top_shape=(1, 4, 4),
     cond_bottom_shape=(2, 8, 8), channels=16, residual_channels=16, num_layers=2, attention_every=1, num_heads=2,
     dropout=0.0, cond_embed_channels=8, cond_downsampled_channels=16, cond_channels=16, cond_residual_channels=8,
-    num_cond_res_blocks=1, learning_rate=3e-3, warmup_steps=1, video_sampler="naive",
+    num_cond_res_blocks=1, learning_rate=3e-3, warmup_steps=1, video_sampler="cached",
 )  # fmt: skip
 
 
@@ -37,8 +37,9 @@ class CopyCodes(Dataset):
 
     def __init__(self, num_clips: int = 16, seed: int = 0) -> None:
         generator = torch.Generator().manual_seed(seed)
-        self.cond_top = torch.randint(0, TINY["num_top_codes"], (num_clips, *TINY["cond_top_shape"]), generator=generator)
-        self.cond_bottom = torch.randint(0, TINY["num_bottom_codes"], (num_clips, *TINY["cond_bottom_shape"]), generator=generator)
+        top_shape, bottom_shape = (num_clips, *TINY["cond_top_shape"]), (num_clips, *TINY["cond_bottom_shape"])
+        self.cond_top = torch.randint(0, TINY["num_top_codes"], top_shape, generator=generator)
+        self.cond_bottom = torch.randint(0, TINY["num_bottom_codes"], bottom_shape, generator=generator)
 
     def __len__(self) -> int:
         return len(self.cond_top)
@@ -124,7 +125,9 @@ def test_sampled_video_reaches_tensorboard(tmp_path):
 
     torch.manual_seed(0)
     module = TopPriorModule(**(TINY | {"vqvae_checkpoint": "injected-below"}))
-    vqvae = VQVAE(hidden_channels=8, residual_channels=4, num_residual_layers=1, num_top_codes=32, num_bottom_codes=16, code_dim=8)
+    vqvae = VQVAE(
+        hidden_channels=8, residual_channels=4, num_residual_layers=1, num_top_codes=32, num_bottom_codes=16, code_dim=8
+    )
     module._frozen_vqvae.append(vqvae.eval())  # stands in for load_vqvae(vqvae_checkpoint)
     logger = TensorBoardLogger(tmp_path, name="top_prior")
     trainer_for(tmp_path, logger=logger, val_check_interval=2).fit(module, datamodule=CopyCodesDataModule())

@@ -70,7 +70,7 @@ class TopPriorModule(LightningModule):
         vqvae_checkpoint: str | None = None,
         video_every_n_val_epochs: int = 1,
         num_video_samples: int = 2,
-        video_sampler: str = "naive",
+        video_sampler: str = "cached",
         video_fps: float = 8.0,
     ) -> None:
         super().__init__()
@@ -111,7 +111,8 @@ class TopPriorModule(LightningModule):
         """(target_top (B, Tp, Ht, Wt), cond_top (B, Tc, Ht, Wt), cond_bottom (B, Tcb, Hb, Wb)) int64."""
         device = self.prior.code_embedding.weight.device
         hp = self.hparams
-        target = torch.zeros((batch_size, self.num_predicted_slices, *hp.top_shape[1:]), dtype=torch.long, device=device)
+        target_shape = (batch_size, self.num_predicted_slices, *hp.top_shape[1:])
+        target = torch.zeros(target_shape, dtype=torch.long, device=device)
         cond_top = torch.zeros((batch_size, *hp.cond_top_shape), dtype=torch.long, device=device)
         cond_bottom = torch.zeros((batch_size, *hp.cond_bottom_shape), dtype=torch.long, device=device)
         return target, cond_top, cond_bottom
@@ -157,10 +158,12 @@ class TopPriorModule(LightningModule):
         if self.trainer.sanity_checking or self._video_batch is None or not self.trainer.is_global_zero:
             return
         self._validations += 1
-        if (self._validations - 1) % self.hparams.video_every_n_val_epochs or not isinstance(self.logger, TensorBoardLogger):
+        due = (self._validations - 1) % self.hparams.video_every_n_val_epochs == 0
+        if not due or not isinstance(self.logger, TensorBoardLogger):
             return
         panel = self.sample_video(self._video_batch)  # (N, 3, T, H, 2W)
-        log_video(self.logger.experiment, "val/true_top_vs_sampled_top", panel, self.global_step, self.hparams.video_fps)
+        tag = "val/true_top_vs_sampled_top"
+        log_video(self.logger.experiment, tag, panel, self.global_step, self.hparams.video_fps)
 
     @torch.no_grad()
     def sample_video(self, batch: dict) -> torch.Tensor:

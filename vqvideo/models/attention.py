@@ -74,7 +74,8 @@ class CausalSelfAttention(nn.Module):
     def _project(self, query_source: torch.Tensor, key_value_source: torch.Tensor):
         """(B, M, C), (B, M, Ckv) → queries, keys, values each (B, heads, M, head_channels)."""
         queries = rearrange(self.query(query_source), "b m (h d) -> b h m d", h=self.num_heads)
-        keys, values = rearrange(self.key_value(key_value_source), "b m (two h d) -> two b h m d", two=2, h=self.num_heads)
+        key_values = self.key_value(key_value_source)
+        keys, values = rearrange(key_values, "b m (two h d) -> two b h m d", two=2, h=self.num_heads)
         return queries, keys, values
 
     def forward(self, query_source: torch.Tensor, key_value_source: torch.Tensor | None = None) -> torch.Tensor:
@@ -93,7 +94,8 @@ class CausalSelfAttention(nn.Module):
         dtype = dtype or self.query.weight.dtype
         device = device or self.query.weight.device
         shape = (batch_size, self.num_heads, self.head_channels, max_positions)
-        return KeyValueCache(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
+        keys, values = (torch.zeros(shape, device=device, dtype=dtype) for _ in range(2))
+        return KeyValueCache(keys, values)
 
     def step(
         self,

@@ -134,7 +134,8 @@ class GatedLayer3d(nn.Module):
     def forward(
         self, vertical: torch.Tensor, horizontal: torch.Tensor, cond: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """vertical, horizontal (B, C, T, H, W) float; cond (B, C_cond, T, H, W) float → updated (vertical, horizontal)."""
+        """vertical, horizontal (B, C, T, H, W) float; cond (B, C_cond, T, H, W) float
+        → updated (vertical, horizontal), same shapes."""
         vertical_pre = self.vertical_conv(vertical) + self.vertical_cond(cond)
         vertical = vertical + self.vertical_out(self.dropout(gate(vertical_pre)))
         horizontal_pre = (

@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from vqvideo.models.attention import KeyValueCache
 from vqvideo.models.pixelcnn import CausalMaskedConv3d, GatedLayer3d
 from vqvideo.models.top_prior import TopPrior, sinusoidal_positions
 from vqvideo.sampling.base import SamplingOptions, pick_codes
@@ -97,7 +96,9 @@ class _GatedLayerSteps:
             base = base + self.horizontal_past(horizontal, t, y_padded)
         return base.transpose(0, 1).contiguous()
 
-    def horizontal_position(self, row: torch.Tensor, current: torch.Tensor, base: torch.Tensor, x: int, out: torch.Tensor):
+    def horizontal_position(
+        self, row: torch.Tensor, current: torch.Tensor, base: torch.Tensor, x: int, out: torch.Tensor | None
+    ) -> torch.Tensor:
         """Horizontal stream after this layer at column x, written into `out` (B, C) and returned.
         row: (B, W', C) padded input-stream row (holds `current` (B, C) at padded column x + taps - 1);
         base: (B, 2R) from `horizontal_row_base`."""
@@ -135,7 +136,8 @@ class TopPriorCache:
         self.input_present_t = rearrange(present, "o i k -> (k i) o")
         self.input_link = prior.input_link.weight.flatten(1)
         self.head = [_linear_of(prior.output_head[1]), _linear_of(prior.output_head[3])]
-        self.positions = sinusoidal_positions(num_slices, height, width, prior.channels, cond_features.device, cond_features.dtype)
+        device, dtype = cond_features.device, cond_features.dtype
+        self.positions = sinusoidal_positions(num_slices, height, width, prior.channels, device, dtype)  # (N, C)
         self.attention: dict[int, tuple] = {}
         for index in range(len(prior.layers)):
             block = prior.attention_after(index)
@@ -143,7 +145,8 @@ class TopPriorCache:
                 num_positions = num_slices * height * width
                 cache = block.attention.new_cache(batch_size, num_positions, cond_features.device, cond_features.dtype)
                 self.attention[index] = (block, cache)
-        self.previous_embedding = cond_features.new_zeros(batch_size, 1, prior.channels)  # code before the next position
+        # embedding of the code before the next position (the attention's shifted input): (B, 1, C)
+        self.previous_embedding = cond_features.new_zeros(batch_size, 1, prior.channels)
         self.row_bases: list[torch.Tensor] = []
         self.rows: list[torch.Tensor] = []  # padded rows (B, W', C) of the current row: codes, then layer inputs
         self.row_start = 0  # flattened position of the current row's column 0
@@ -162,7 +165,8 @@ class TopPriorCache:
         for index, layer in enumerate(self.layers):
             self._row(self.vertical[index], t, y)[:, columns] = vertical
             next_vertical = layer.vertical_row(vertical, self.vertical[index], cond_row, t, y)
-            self.row_bases.append(layer.horizontal_row_base(self.horizontal[index], next_vertical, cond_row, t, y + self.pad_y))
+            base = layer.horizontal_row_base(self.horizontal[index], next_vertical, cond_row, t, y + self.pad_y)
+            self.row_bases.append(base)
             vertical = next_vertical
         self.rows = [self._row(self.embedded, t, y)] + [self._row(volume, t, y) for volume in self.horizontal]
         self.row_start = (t * self.height + y) * self.width
@@ -170,10 +174,12 @@ class TopPriorCache:
     def position_logits(self, x: int) -> torch.Tensor:
         """Logits (B, K) of column x of the current row; needs every earlier code written."""
         window = self.rows[0][:, x : x + self.num_input_taps].flatten(1)
-        horizontal = torch.addmm(self.row_bases[0][x], window, self.input_present_t, out=self.rows[1][:, x + self.pad_x])
+        first_out = self.rows[1][:, x + self.pad_x]
+        horizontal = torch.addmm(self.row_bases[0][x], window, self.input_present_t, out=first_out)
         for index, layer in enumerate(self.layers):
             out = self.rows[index + 2][:, x + self.pad_x] if index + 2 < len(self.rows) else None
-            horizontal = layer.horizontal_position(self.rows[index + 1], horizontal, self.row_bases[index + 1][x], x, out)
+            base = self.row_bases[index + 1][x]
+            horizontal = layer.horizontal_position(self.rows[index + 1], horizontal, base, x, out)
             if index in self.attention:
                 horizontal = self._attend(index, horizontal, self.row_start + x, out)
         (weight_1, bias_1), (weight_2, bias_2) = self.head
