@@ -133,8 +133,10 @@ class CacheIdentity:
             )
         if self.index_fingerprint != other.index_fingerprint:
             return "it was built from another dataset index (the video files or their split changed)"
-        if self.selection != other.selection or self.plan_sha256 != other.plan_sha256:
+        if self.selection != other.selection:
             return f"it was built with other clip options {self.selection}, not {other.selection}"
+        if self.plan_sha256 != other.plan_sha256:
+            return "the same options now select other clips (the videos or vqvideo's clip windows changed)"
         return None
 
 
