@@ -108,11 +108,16 @@ def test_describe_hook_runs_one_forward_on_meta():
 
 def test_fit_writes_a_checkpoint_that_reloads(tmp_path):
     trainer = Trainer(
-        accelerator="cpu", max_steps=3, limit_val_batches=1, logger=False, enable_progress_bar=False,
+        accelerator="cpu", max_steps=4, limit_val_batches=1, logger=False, enable_progress_bar=False,  # 1 epoch
         enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0,
     )  # fmt: skip
     module = BottomPriorModule(**TINY)
     trainer.fit(module, datamodule=StructuredCodesDataModule())
+    val_batch = next(iter(StructuredCodesDataModule().val_dataloader()))  # limit_val_batches=1
+    targets = val_batch["bottom_codes"][torch.arange(4), val_batch["slice_index"]]
+    probs = torch.bincount(targets.flatten()).double() / targets.numel()
+    unigram = -(probs[probs > 0] * probs[probs > 0].log2()).sum()
+    assert trainer.callback_metrics["val/unigram_bits_per_code"].item() == pytest.approx(unigram.item(), rel=1e-5)
     path = tmp_path / "bottom.ckpt"
     trainer.save_checkpoint(path)
     prior = load_bottom_prior(path)
