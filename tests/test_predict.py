@@ -54,7 +54,8 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
                                hidden_channels=16, residual_channels=16, num_layers=2, num_attention_layers=1,
                                num_heads=2, top_embed_dim=8, top_channels=8, bottom_embed_dim=8, window_channels=8,
                                cond_channels=8, cond_residual_channels=8, num_cond_blocks=1)
-    data = {"num_frames": NUM_FRAMES, "resolution": RESOLUTION, "frame_stride": 1, "val_fraction": 0.2}
+    data = {"_class_path": "vqvideo.data.datamodule.KineticsDataModule", "num_frames": NUM_FRAMES,
+            "resolution": RESOLUTION, "frame_stride": 1, "val_fraction": 0.2}  # as LightningCLI saves it
     return {"vqvae": save_checkpoint(vqvae, root / "vqvae.ckpt", data),
             "top": save_checkpoint(top, root / "top_prior.ckpt"),
             "bottom": save_checkpoint(bottom, root / "bottom_prior.ckpt")}
