@@ -67,7 +67,7 @@ def config_for(stage: str, out: Path) -> Path:
     """experiments/demo/<stage>.yaml, or a copy under <out>/configs with its output paths moved to `out`."""
     source = CONFIG_DIR / f"{stage}.yaml"
     if not source.is_file():
-        raise FileNotFoundError(f"{source} not found: run `vqvideo demo` from the repository root (where experiments/ is)")
+        raise FileNotFoundError(f"{source} not found: run `vqvideo demo` from the repository root (with experiments/)")
     if out == Path(CONFIG_OUT):
         return source
     copy = out / "configs" / source.name
@@ -91,7 +91,8 @@ def choose_sampler(requested: str) -> str:
 def stage_command(stage: str, out: Path, args: argparse.Namespace, overwrite_cache: bool) -> list[str]:
     cli = [sys.executable, "-m", "vqvideo.cli"]
     if stage == "precompute":
-        return cli + ["precompute", "--config", str(config_for(stage, out))] + (["--overwrite"] if overwrite_cache else [])
+        overwrite = ["--overwrite"] if overwrite_cache else []  # the old cache belongs to the old VQ-VAE
+        return cli + ["precompute", "--config", str(config_for(stage, out)), *overwrite]
     if stage == "predict":
         checkpoints = [f"--{name}={out / f'{stage_name}.ckpt'}" for name, stage_name in
                        (("vqvae", "vqvae"), ("top", "top_prior"), ("bottom", "bottom_prior"))]

@@ -19,7 +19,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only, rank_zero_warn
 
 from vqvideo.callbacks.video_logger import log_video
-from vqvideo.sampling import SamplingOptions, get_sampler
+from vqvideo.sampling import DEFAULT_SAMPLER, SamplingOptions, get_sampler
 from vqvideo.sampling.panels import prediction_panel
 from vqvideo.video_io import video_to_uint8
 
@@ -27,12 +27,12 @@ from vqvideo.video_io import video_to_uint8
 class PredictionLogger(Callback):
     """vqvae_checkpoint: the VQ-VAE whose codes the prior models (decodes the samples).
     every_n_validations: log on every n-th validation run (1 = each). num_clips: validation clips shown;
-    num_samples: futures per clip. sampler: "naive" | "cached". seed: the same draws every time, so successive
-    logs show the prior improving rather than new randomness."""
+    num_samples: futures per clip. sampler: "cached" | "naive" (same codes; naive costs minutes at demo size).
+    seed: the same draws every time, so successive logs show the prior improving rather than new randomness."""
 
     def __init__(self, vqvae_checkpoint: str = "outputs/demo/vqvae.ckpt", every_n_validations: int = 1,
-                 num_clips: int = 2, num_samples: int = 2, temperature: float = 1.0, sampler: str = "naive",
-                 seed: int = 0, fps: float = 4.0):
+                 num_clips: int = 2, num_samples: int = 2, temperature: float = 1.0,
+                 sampler: str = DEFAULT_SAMPLER, seed: int = 0, fps: float = 4.0):
         super().__init__()
         if every_n_validations < 1 or num_clips < 1 or num_samples < 1:
             raise ValueError("every_n_validations, num_clips and num_samples must be >= 1")

@@ -15,7 +15,7 @@ from vqvideo.sampling.base import Sampler, SamplingOptions
 from vqvideo.sampling.naive import NaiveSampler
 
 SAMPLER_NAMES = ("naive", "cached")
-DEFAULT_SAMPLER = "naive"
+DEFAULT_SAMPLER = "cached"  # exact (same codes as naive, tested end to end in tests/test_predict.py) and fast
 
 
 class CombinedSampler:

@@ -39,7 +39,8 @@ class ClipSpec:
         checkpoint = read_checkpoint(vqvae_path)
         module = checkpoint.get("hyper_parameters") or {}
         data = checkpoint.get("datamodule_hyper_parameters") or {}
-        num_frames, resolution = data.get("num_frames", module.get("num_frames")), data.get("resolution", module.get("resolution"))
+        num_frames = data.get("num_frames", module.get("num_frames"))  # the data the VQ-VAE saw, else its own
+        resolution = data.get("resolution", module.get("resolution"))
         if num_frames is None or resolution is None:
             raise CheckpointError(
                 f"checkpoint {vqvae_path} records no num_frames/resolution: pass a VQ-VAE checkpoint written by "

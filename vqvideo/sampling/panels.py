@@ -42,7 +42,7 @@ def missing_frame(height: int, width: int) -> np.ndarray:
 
 
 def pad_truth(truth: np.ndarray, num_frames: int) -> np.ndarray:
-    """truth: uint8 (Tr, H, W, 3) with Tr <= num_frames → (num_frames, H, W, 3), missing frames from `missing_frame`."""
+    """truth: uint8 (Tr, H, W, 3), Tr <= num_frames → (num_frames, H, W, 3), missing frames from `missing_frame`."""
     missing = num_frames - len(truth)
     if missing <= 0:
         return truth[:num_frames]
