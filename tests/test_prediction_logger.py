@@ -70,11 +70,26 @@ def test_fit_logs_a_prediction_panel_to_tensorboard(make_stage, vqvae_checkpoint
     events = EventAccumulator(logger.log_dir, size_guidance={"images": 0})
     events.Reload()
     images = events.Images(tag)
-    assert len(images) == 1  # every 2nd validation: once
+    assert len(images) == 1  # every 2nd validation: once (and not again at the end)
     with Image.open(io.BytesIO(images[0].encoded_image_string)) as gif:
         assert gif.n_frames == 16
         # two clips stacked, each [ground truth | sample 1 | sample 2]
         assert gif.size == (3 * 32 + 2 * GAP, 2 * (HEADER_HEIGHT + 32))
+
+
+def test_a_run_ending_between_logging_validations_logs_at_the_end(vqvae_checkpoint, tmp_path):
+    module, items, tag = bottom_stage()
+    logger = pl.loggers.TensorBoardLogger(tmp_path, name="prior")
+    callback = PredictionLogger(str(vqvae_checkpoint), every_n_validations=5, num_clips=1, num_samples=1)
+    trainer = pl.Trainer(max_steps=2, val_check_interval=1, check_val_every_n_epoch=None, limit_val_batches=1,
+                         logger=logger, callbacks=[callback], enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu")
+    loader = DataLoader(items, batch_size=2)
+    trainer.fit(module, loader, loader)
+    events = EventAccumulator(logger.log_dir, size_guidance={"images": 0})
+    events.Reload()
+    assert [image.step for image in events.Images(tag)] == [2]
+    assert module.training  # left as Lightning had it
 
 
 def test_bad_arguments_are_refused():

@@ -42,7 +42,8 @@ class PredictionLogger(Callback):
         self.options = SamplingOptions(temperature=temperature)
         self.sampler_name, self.seed, self.fps = sampler, seed, fps
         self.validation_runs = 0
-        self._batch: dict[str, torch.Tensor] | None = None
+        self._batch: dict[str, torch.Tensor] | None = None  # first clips of the latest validation run
+        self._batch_logged = False
         self._vqvae = None
 
     def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int,
@@ -50,14 +51,19 @@ class PredictionLogger(Callback):
         if batch_idx == 0 and dataloader_idx == 0 and not trainer.sanity_checking:
             self._batch = {key: value[: self.num_clips].detach() for key, value in batch.items()
                            if isinstance(value, torch.Tensor)}
+            self._batch_logged = False
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.sanity_checking or self._batch is None:
+        if trainer.sanity_checking or self._batch is None or self._batch_logged:
             return
         self.validation_runs += 1
         if self.validation_runs % self.every_n_validations == 0:
             self.log_prediction(trainer, pl_module)
-        self._batch = None
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """A run cut short (max_time) may end between two logging validations: log the final prior anyway."""
+        if self._batch is not None and not self._batch_logged:
+            self.log_prediction(trainer, pl_module)
 
     @rank_zero_only
     def log_prediction(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -65,8 +71,14 @@ class PredictionLogger(Callback):
         if writer is None:
             rank_zero_warn("PredictionLogger needs a TensorBoardLogger; no prediction logged")
             return
-        truth, samples, num_given_frames, tag = self.sample(pl_module, self._batch)
+        was_training = pl_module.training
+        pl_module.eval()  # dropout off: sample the model that validation scored
+        try:
+            truth, samples, num_given_frames, tag = self.sample(pl_module, self._batch)
+        finally:
+            pl_module.train(was_training)
         log_video(writer, tag, panels_video(truth, samples, num_given_frames), trainer.global_step, self.fps)
+        self._batch_logged = True
 
     def vqvae(self, device: torch.device):
         if self._vqvae is None:
