@@ -45,6 +45,8 @@ def load_stage(module_class: type[ModuleT], path: str | Path, eval_mode: bool = 
     hparams = checkpoint.get("hyper_parameters")
     if hparams is None or "state_dict" not in checkpoint:
         raise CheckpointError(f"checkpoint {path} has no hyper_parameters/state_dict: it was not written by vqvideo")
+    # LightningCLI (subclass mode) records "_class_path" and "_instantiator": not constructor arguments
+    hparams = {key: value for key, value in hparams.items() if not key.startswith("_")}
     try:
         module = module_class(**hparams)
     except TypeError as err:
