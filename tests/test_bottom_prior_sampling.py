@@ -7,7 +7,7 @@ import yaml
 
 from vqvideo.models.bottom_prior import BottomPrior
 from vqvideo.sampling.base import SamplingOptions
-from vqvideo.sampling.cached_bottom import generate_slice, sample_bottom
+from vqvideo.sampling.cached_bottom import generate_slice, sample_bottom, teacher_forced_logits
 from vqvideo.sampling.naive import NaiveSampler
 
 DEMO = yaml.safe_load(open("experiments/demo/bottom_prior.yaml"))["model"]["init_args"]
@@ -62,6 +62,14 @@ def assert_cached_logits_equal_teacher_forcing(prior, top, bottom, slice_index):
 
     assert torch.equal(generate_slice(prior, cond, teacher), truth)
     assert seen.all()
+
+
+def test_teacher_forced_logits_helper_matches_the_full_pass():
+    prior = build()
+    top, bottom = random_volumes(prior, 2, (4, 3, 4), (8, 6, 8))
+    cond = prior.condition(top, bottom, torch.tensor([3, 4]))
+    codes = bottom[torch.arange(2), torch.tensor([3, 4])]
+    torch.testing.assert_close(teacher_forced_logits(prior, codes, cond), prior.logits(codes, cond))
 
 
 def test_cached_logits_equal_teacher_forcing_with_attention_and_dropout_in_eval():

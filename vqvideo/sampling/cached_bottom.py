@@ -13,7 +13,8 @@ logits equal `prior.logits` on the finished codes (teacher forcing) to float tol
 drawn up front (`sampling_uniforms`, shared with the naive sampler) the codes are bit-identical.
 
 Public API: `sample_bottom(prior, top_codes, cond_bottom, num_slices, options, generator)` (the `Sampler`
-signature of vqvideo/sampling/base.py) and `generate_slice(prior, cond, choose_code)` (one slice, any rule).
+signature of vqvideo/sampling/base.py), `generate_slice(prior, cond, choose_code)` (one slice, any rule) and
+`teacher_forced_logits(prior, slice_codes, cond)` (the cached path's logits for given codes).
 The prior must be in eval mode (dropout off), as for the naive sampler.
 """
 
@@ -142,6 +143,21 @@ def generate_slice(prior: BottomPrior, cond: torch.Tensor, choose_code: ChooseCo
             for layer in layers:
                 vertical = layer.finish_row(vertical)
     return codes
+
+
+@torch.no_grad()
+def teacher_forced_logits(prior: BottomPrior, slice_codes: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """The cached path's logits at every position when the codes chosen are `slice_codes` (B, H, W) int64:
+    (B, K, H, W) float, to compare with `prior.logits(slice_codes, cond)` (exactness checks, benchmarks)."""
+    batch_size, _, height, width = cond.shape
+    logits = cond.new_empty((batch_size, prior.num_codes, height, width))
+
+    def record(row: int, column: int, position_logits: torch.Tensor) -> torch.Tensor:
+        logits[:, :, row, column] = position_logits
+        return slice_codes[:, row, column]
+
+    generate_slice(prior, cond, record)
+    return logits
 
 
 @torch.no_grad()
