@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 from cache_helpers import NUM_FRAMES, RESOLUTION, assert_codes_match_vqvae, precompute_args
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from vqvideo.cache.files import file_sha256
+from vqvideo.files import file_sha256
 from vqvideo.cache.manifest import read_manifest
 from vqvideo.callbacks.precompute_callback import PrecomputeCodesAtFitEnd
 from vqvideo.data.datamodule import KineticsDataModule

@@ -16,7 +16,7 @@ from cache_helpers import assert_codes_match_vqvae, assert_same_content, cache_c
 from cache_helpers import save_tiny_vqvae
 
 from vqvideo.cache import encoding, precompute
-from vqvideo.cache.files import TEMP_SUFFIX, file_sha256
+from vqvideo.files import TEMP_SUFFIX, file_sha256
 from vqvideo.cache.manifest import FORMAT_VERSION, SHARD_ARRAYS, read_manifest
 from vqvideo.cache.shards import read_progress, shard_file
 from vqvideo.cache.writer import CodeCacheWriter

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from vqvideo.data.index import write_json_atomic
+from vqvideo.files import atomic_write_json
 
 CONFIG_DIR = Path("experiments/demo")
 CONFIG_OUT = "outputs/demo"  # the output folder written in the demo configs
@@ -160,7 +160,8 @@ def run_demo(args: argparse.Namespace) -> dict:
             record["fingerprint"] = fingerprint(done)
         timings["stages"][stage.name] = record
         timings["total_seconds"] = round(time.perf_counter() - total_start, 1)
-        write_json_atomic(timings_path, timings)  # after every stage: a later failure keeps the finished ones
+        # after every stage, so a later failure keeps the finished ones
+        atomic_write_json(timings_path, timings, sort_keys=False)
     return timings
 
 

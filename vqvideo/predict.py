@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -21,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vqvideo.data.index import write_json_atomic
+from vqvideo.files import atomic_write, atomic_write_json
 from vqvideo.data.sources import SourceError
 from vqvideo.lit.checkpoints import CheckpointError, read_checkpoint
 from vqvideo.sampling import DEFAULT_SAMPLER, SAMPLER_NAMES, SamplingOptions, get_sampler
@@ -100,20 +98,13 @@ def write_prediction(out_dir: Path, item: LoadedInput, videos: torch.Tensor, cod
 
 
 def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """np.savez to a temporary file in the same folder, then rename: never a truncated .npz."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp_name, 0o666 & ~umask)  # mkstemp makes 0600; outputs are for sharing
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
+    """np.savez through a temporary file, then rename: never a truncated .npz."""
+
+    def write(temp: Path) -> None:
+        with open(temp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    return atomic_write(path, write)
 
 
 def predict_inputs(models: PredictionModels, items: list[LoadedInput], spec: ClipSpec,
@@ -192,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = run_meta(args, spec, options)
     outputs = predict_and_write(models, items, spec, args, meta)
     summary = {**meta, "predicted": outputs, "skipped": dict(skipped)}
-    write_json_atomic(Path(args.out) / SUMMARY_NAME, summary)
+    atomic_write_json(Path(args.out) / SUMMARY_NAME, summary)
     print(f"vqvideo predict: {len(items)} input(s) predicted, {len(skipped)} skipped → {args.out}/")
     for entry in outputs.values():
         print("  " + "  ".join(path for path in entry["files"] if not path.endswith(".npz")))

@@ -7,14 +7,14 @@ run never leaves a truncated video behind.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from einops import rearrange
 from PIL import Image
+
+from vqvideo.files import atomic_write
 
 
 def video_to_uint8(video: torch.Tensor) -> np.ndarray:
@@ -43,25 +43,10 @@ def gif_bytes(frames: np.ndarray, fps: float = 8.0) -> bytes:
     return buffer.getvalue()
 
 
-def _atomic_write(path: str | Path, write) -> Path:
-    """Call `write(temp_path)` then rename onto `path` (same folder, so the rename is atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
-    try:
-        write(Path(temp_name))
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_gif(path: str | Path, frames: np.ndarray, fps: float = 8.0) -> Path:
     """frames: uint8 (T, H, W, 3) -> animated GIF at `path` (atomic)."""
     data = gif_bytes(frames, fps)
-    return _atomic_write(path, lambda temp: temp.write_bytes(data))
+    return atomic_write(path, lambda temp: temp.write_bytes(data))
 
 
 def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 8.0) -> Path:
@@ -85,4 +70,4 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 8.0) -> Path:
             for packet in stream.encode():
                 container.mux(packet)
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)

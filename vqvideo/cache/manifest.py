@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vqvideo.cache.files import bytes_sha256, read_json
+from vqvideo.files import bytes_sha256, read_json
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"

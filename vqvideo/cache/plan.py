@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from vqvideo.cache.files import bytes_sha256
+from vqvideo.files import bytes_sha256
 from vqvideo.cache.manifest import ClipRecord
 from vqvideo.data.datamodule import SPLITS, KineticsDataModule
 

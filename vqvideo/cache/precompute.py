@@ -61,7 +61,7 @@ def build_parser() -> ArgumentParser:
 
 def vqvae_identity_parts(checkpoint_path: str) -> tuple[str, dict]:
     """(sha256 of the checkpoint file, its hyper_parameters as plain JSON values)."""
-    from vqvideo.cache.files import file_sha256
+    from vqvideo.files import file_sha256
     from vqvideo.lit.checkpoints import read_checkpoint
 
     hparams = read_checkpoint(checkpoint_path).get("hyper_parameters", {})

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vqvideo.cache.files import TEMP_SUFFIX, atomic_write_bytes, atomic_write_json, bytes_sha256, file_sha256
-from vqvideo.cache.files import npy_bytes, read_json
+from vqvideo.files import TEMP_SUFFIX, atomic_write_bytes, atomic_write_json, bytes_sha256, file_sha256
+from vqvideo.files import npy_bytes, read_json
 from vqvideo.cache.manifest import PROGRESS_DIR, SHARD_ARRAYS, SHARD_DIR, CacheError, ShardRecord
 
 _SHARD_NAME = re.compile(r"^rank(\d+)-(\d+)$")

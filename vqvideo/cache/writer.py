@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from vqvideo.cache.files import atomic_write_bytes, atomic_write_json, read_json
+from vqvideo.files import atomic_write_bytes, atomic_write_json, read_json
 from vqvideo.cache.manifest import (
     CODE_ARRAYS, MANIFEST_NAME, PROGRESS_DIR, RUN_NAME, SHARD_DIR, CacheError, CacheIdentity, ClipRecord,
     CodeSpec, Manifest,

@@ -14,12 +14,12 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from vqvideo.data.sources import SourceFile, list_source
+from vqvideo.files import atomic_write_json
 
 INDEX_VERSION = 1
 
@@ -124,19 +124,6 @@ def _load_cached_rows(cache_path: Path) -> tuple[str | None, dict[str, dict]]:
     return payload.get("fingerprint"), {row["path"]: row for row in payload.get("rows", [])}
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON to a temp file in the same folder, then rename: readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_path = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(payload, out)
-        os.replace(temp_path, path)
-    except BaseException:
-        Path(temp_path).unlink(missing_ok=True)
-        raise
-
-
 def build_index(root: str | None = None, source: str = "auto", val_fraction: float = 0.2,
                 cache_dir: str | None = "data/index", progress: bool = True, num_workers: int = 0) -> VideoIndex:
     """Probe every video of a source once; reuse the cached index when no file changed.
@@ -158,7 +145,7 @@ def build_index(root: str | None = None, source: str = "auto", val_fraction: flo
     for i, probe in zip(to_probe, probes):
         rows[i] = {**dataclasses.asdict(files[i]), **dataclasses.asdict(probe), "stat": stats[files[i].path]}
     if cache_path and cached_fingerprint != fingerprint:
-        write_json_atomic(cache_path, {"version": INDEX_VERSION, "fingerprint": fingerprint, "rows": rows})
+        atomic_write_json(cache_path, {"version": INDEX_VERSION, "fingerprint": fingerprint, "rows": rows})
     entries = [VideoEntry(**{field.name: row[field.name] for field in dataclasses.fields(VideoEntry)})
                for row in rows]
     label_names = sorted({entry.label for entry in entries if entry.label is not None})
