@@ -194,8 +194,8 @@ class TopPriorCache:
 
     def write_codes(self, x: int, codes: torch.Tensor) -> None:
         """Record the codes (B,) int64 chosen at column x of the current row."""
-        embedding = self.rows[0][:, x + self.pad_x]
-        torch.index_select(self.prior.code_embedding.weight, 0, codes, out=embedding)
+        embedding = self.prior.code_embedding(codes)  # (B, C)
+        self.rows[0][:, x + self.pad_x] = embedding
         self.previous_embedding = embedding[:, None]
 
 
