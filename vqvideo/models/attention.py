@@ -115,15 +115,36 @@ class CausalSelfAttention(nn.Module):
         end = start + num_new
         if end > cache.max_positions:
             raise ValueError(f"attention step writes positions up to {end} but the cache holds {cache.max_positions}")
+        if num_new == 1:
+            return self.step_one(query_source[:, 0], key_value_source[:, 0], cache, start)[:, None]
         queries, keys, values = self._project(query_source, key_value_source)
         cache.keys[..., start:end] = keys.transpose(-1, -2)
         cache.values[..., start:end] = values.transpose(-1, -2)
         # Plain matmuls, not F.scaled_dot_product_attention: its CPU flash kernel costs ~1 ms per call for one
         # query against a few thousand keys, 20x these two small matmuls.
-        scores = queries @ cache.keys[..., :end] * self.head_channels**-0.5  # (B, h, M, end)
-        if num_new > 1:  # new positions must not see later new positions
-            key_positions = torch.arange(end, device=queries.device)
-            query_positions = torch.arange(start, end, device=queries.device)
-            scores = scores.masked_fill(key_positions[None, :] > query_positions[:, None], float("-inf"))
+        scores = (queries * self.head_channels**-0.5) @ cache.keys[..., :end]  # (B, h, M, end)
+        key_positions = torch.arange(end, device=queries.device)
+        query_positions = torch.arange(start, end, device=queries.device)  # new positions must not see later ones
+        scores = scores.masked_fill(key_positions[None, :] > query_positions[:, None], float("-inf"))
         mixed = cache.values[..., :end] @ scores.softmax(dim=-1).transpose(-1, -2)  # (B, h, head_channels, M)
         return self.out(rearrange(mixed, "b h d m -> b m (h d)"))
+
+    def step_one(
+        self, query_source: torch.Tensor, key_value_source: torch.Tensor | None, cache: KeyValueCache, position: int
+    ) -> torch.Tensor:
+        """`step` for one new position with 2D tensors and fewer ops (the per-position path of cached sampling).
+
+        query_source (B, C) float, key_value_source (B, Ckv) float or None (= query_source) → (B, C).
+        """
+        key_value_source = query_source if key_value_source is None else key_value_source
+        if position >= cache.max_positions:
+            raise ValueError(f"attention step writes position {position} but the cache holds {cache.max_positions}")
+        batch_size, heads, head_channels = query_source.shape[0], self.num_heads, self.head_channels
+        queries = self.query(query_source).view(batch_size, heads, 1, head_channels)
+        key_values = self.key_value(key_value_source).view(batch_size, 2, heads, head_channels)
+        cache.keys[..., position] = key_values[:, 0]
+        cache.values[..., position] = key_values[:, 1]
+        scores = (queries * head_channels**-0.5) @ cache.keys[..., : position + 1]  # (B, h, 1, position + 1)
+        weights = scores.softmax(dim=-1).view(batch_size, heads, position + 1, 1)
+        mixed = cache.values[..., : position + 1] @ weights  # (B, h, head_channels, 1)
+        return self.out(mixed.view(batch_size, self.channels))

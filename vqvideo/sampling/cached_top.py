@@ -145,8 +145,8 @@ class TopPriorCache:
                 num_positions = num_slices * height * width
                 cache = block.attention.new_cache(batch_size, num_positions, cond_features.device, cond_features.dtype)
                 self.attention[index] = (block, cache)
-        # embedding of the code before the next position (the attention's shifted input): (B, 1, C)
-        self.previous_embedding = cond_features.new_zeros(batch_size, 1, prior.channels)
+        # embedding of the code before the next position (the attention's shifted input): (B, C)
+        self.previous_embedding = cond_features.new_zeros(batch_size, prior.channels)
         self.row_bases: list[torch.Tensor] = []
         self.rows: list[torch.Tensor] = []  # padded rows (B, W', C) of the current row: codes, then layer inputs
         self.row_start = 0  # flattened position of the current row's column 0
@@ -188,15 +188,15 @@ class TopPriorCache:
     def _attend(self, index: int, horizontal: torch.Tensor, position: int, out: torch.Tensor | None) -> torch.Tensor:
         """Residual attention block after gated layer `index` at one position: (B, C) → (B, C), into `out`."""
         block, cache = self.attention[index]
-        features = (horizontal + self.positions[position])[:, None]  # (B, 1, C)
-        query, key_value = block.sources(features, self.previous_embedding)
-        return torch.add(horizontal, block.attention.step(query, key_value, cache, position)[:, 0], out=out)
+        features = horizontal + self.positions[position]  # (B, C)
+        query, key_value = block.sources(features, self.previous_embedding)  # (B, C), (B, 2C)
+        return torch.add(horizontal, block.attention.step_one(query, key_value, cache, position), out=out)
 
     def write_codes(self, x: int, codes: torch.Tensor) -> None:
         """Record the codes (B,) int64 chosen at column x of the current row."""
         embedding = self.prior.code_embedding(codes)  # (B, C)
         self.rows[0][:, x + self.pad_x] = embedding
-        self.previous_embedding = embedding[:, None]
+        self.previous_embedding = embedding
 
 
 @torch.no_grad()
