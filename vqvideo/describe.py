@@ -28,7 +28,8 @@ class DescribeError(ValueError):
     """The config cannot be described; the message names the file and the fix."""
 
 
-def _model_spec(config_path: Path) -> tuple[type, dict[str, Any]]:
+def model_spec(config_path: Path) -> tuple[type, dict[str, Any]]:
+    """The LightningModule class and init_args a stage YAML names (no CLI, no data, no trainer)."""
     if not config_path.is_file():
         raise DescribeError(f"{config_path}: no such config; pass a YAML such as experiments/demo/vqvae.yaml")
     config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
@@ -46,7 +47,7 @@ def _model_spec(config_path: Path) -> tuple[type, dict[str, Any]]:
 def describe_config(config_path: str | Path) -> dict[str, Any]:
     """Build the config's model on `meta` and return params, FLOPs and the module's describe_info()."""
     config_path = Path(config_path)
-    module_class, init_args = _model_spec(config_path)
+    module_class, init_args = model_spec(config_path)
     for hook in ("core", "example_inputs", "describe_info"):
         if not hasattr(module_class, hook):
             raise DescribeError(

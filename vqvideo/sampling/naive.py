@@ -11,7 +11,7 @@ the layout `sampling_uniforms` defines, so the `cached` sampler (same layout) gi
 
 from __future__ import annotations
 
-from itertools import product
+from itertools import islice, product
 from typing import Iterator
 
 import torch
@@ -37,12 +37,20 @@ class NaiveSampler:
     """Samples both priors with one `prior.logits` call per position (no caching). Exact but slow.
 
     progress: show a tqdm bar over sampled positions.
+    max_positions: stop after this many positions of a call (the rest stay 0): times a prefix of the plain
+        sampler, whose full run at paper shapes takes hours (`make bench-sample`). None = sample everything.
     """
 
     name = "naive"
 
-    def __init__(self, progress: bool = False) -> None:
+    def __init__(self, progress: bool = False, max_positions: int | None = None) -> None:
         self.progress = progress
+        self.max_positions = max_positions
+
+    def _positions(self, num_slices: int, height: int, width: int) -> Iterator[tuple[int, int, int]]:
+        """(t, y, x) in sampling order, cut after `max_positions`."""
+        order = ((t, y, x) for t in range(num_slices) for y, x in raster_positions(height, width))
+        return islice(order, self.max_positions)
 
     @torch.no_grad()
     def sample_top(
@@ -60,11 +68,10 @@ class NaiveSampler:
         cond_features = prior.condition(cond_top, cond_bottom, num_slices)
         target_top = cond_top.new_zeros((batch_size, num_slices, height, width))  # (B, Tp, Ht, Wt)
         with self._bar(num_slices * height * width, "top codes") as bar:
-            for t in range(num_slices):
-                for y, x in raster_positions(height, width):
-                    logits = prior.logits(target_top, cond_features)  # (B, K, Tp, Ht, Wt)
-                    target_top[:, t, y, x] = pick_codes(logits[:, :, t, y, x], uniforms[:, t, y, x], options)
-                    bar.update()
+            for t, y, x in self._positions(num_slices, height, width):
+                logits = prior.logits(target_top, cond_features)  # (B, K, Tp, Ht, Wt)
+                target_top[:, t, y, x] = pick_codes(logits[:, :, t, y, x], uniforms[:, t, y, x], options)
+                bar.update()
         return target_top
 
     @torch.no_grad()
@@ -84,16 +91,16 @@ class NaiveSampler:
         future = cond_bottom.new_zeros((batch_size, num_slices, height, width))
         bottom_codes = torch.cat([cond_bottom, future], dim=1)  # (B, Tb, Hb, Wb); future slices filled below
         with self._bar(num_slices * height * width, "bottom codes") as bar:
-            for t in range(num_slices):
-                slice_index = torch.full((batch_size,), num_given + t, dtype=torch.long, device=cond_bottom.device)
-                # the prior sees only slices < slice_index (zeros stand in for the rest)
-                cond_features = prior.condition(top_codes, bottom_codes, slice_index)
-                slice_codes = cond_bottom.new_zeros((batch_size, height, width))  # (B, Hb, Wb)
-                for y, x in raster_positions(height, width):
-                    logits = prior.logits(slice_codes, cond_features)  # (B, K, Hb, Wb)
-                    slice_codes[:, y, x] = pick_codes(logits[:, :, y, x], uniforms[:, t, y, x], options)
-                    bar.update()
-                bottom_codes[:, num_given + t] = slice_codes
+            cond_features = None
+            for t, y, x in self._positions(num_slices, height, width):
+                if y == 0 and x == 0:
+                    # the prior sees only slices < slice_index (zeros stand in for the rest)
+                    slice_index = torch.full((batch_size,), num_given + t, dtype=torch.long, device=cond_bottom.device)
+                    cond_features = prior.condition(top_codes, bottom_codes, slice_index)
+                slice_codes = bottom_codes[:, num_given + t]  # (B, Hb, Wb) view, filled in place
+                logits = prior.logits(slice_codes, cond_features)  # (B, K, Hb, Wb)
+                slice_codes[:, y, x] = pick_codes(logits[:, :, y, x], uniforms[:, t, y, x], options)
+                bar.update()
         return bottom_codes
 
     def _bar(self, total: int, desc: str):
