@@ -60,7 +60,7 @@ class RasterAttention(nn.Module):
     def sources(self, horizontal: torch.Tensor, shifted_codes: torch.Tensor, position_rows: torch.Tensor):
         """Query and key/value sources of M raster positions: horizontal (B, M, hidden) features, shifted_codes
         (B, M, hidden) embeddings of the code one position earlier, position_rows (M, hidden) rows of
-        `position_embedding()` → (B, M, hidden), (B, M, 2*hidden)."""
+        `position_embedding()` → (B, M, hidden), (B, M, 2*hidden). One position: (B, hidden), (hidden,) work too."""
         query_source = self.norm(horizontal + position_rows)
         return query_source, torch.cat([query_source, shifted_codes], dim=-1)
 

@@ -104,9 +104,8 @@ class CachedAttention:
 
     def step(self, position: int, horizontal: torch.Tensor, shifted_code: torch.Tensor) -> torch.Tensor:
         """horizontal, shifted_code: (B, C) → horizontal with attention added, (B, C)."""
-        position_row = self.positions[position : position + 1]  # (1, C)
-        sources = self.attention.sources(horizontal[:, None], shifted_code[:, None], position_row)
-        return horizontal + self.attention.attention.step(*sources, self.cache, position)[:, 0]
+        sources = self.attention.sources(horizontal, shifted_code, self.positions[position])  # (B, C), (B, 2C)
+        return horizontal + self.attention.attention.step_one(*sources, self.cache, position)
 
 
 @torch.no_grad()
