@@ -9,14 +9,6 @@ from einops import rearrange
 from vqvideo.models.bottom_conditioning import TopUpsampler, upsampling_kernel
 from vqvideo.models.bottom_prior import BottomPrior, attention_positions
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny ops on a shared 2-core machine run ~10x faster without intra-op threads fighting each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 NUM_CODES, NUM_TOP_CODES = 7, 5
 

@@ -10,14 +10,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from vqvideo.lit.bottom_prior_module import BottomPriorModule, check_code_spec, load_bottom_prior
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny ops on a shared 2-core machine run ~10x faster without intra-op threads fighting each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 TOP_SHAPE, BOTTOM_SHAPE, NUM_GIVEN = (4, 4, 4), (8, 8, 8), 2
 TINY = dict(

@@ -14,15 +14,6 @@ DEMO = yaml.safe_load(open("experiments/demo/bottom_prior.yaml"))["model"]["init
 PRIOR_KEYS = set(BottomPrior.__init__.__code__.co_varnames) - {"self"}
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny ops on a shared 2-core machine run ~10x faster without intra-op threads fighting each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def build(num_codes=11, num_top_codes=5, slice_shape=(6, 8), **overrides):
     torch.manual_seed(0)
     config = dict(

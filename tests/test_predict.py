@@ -21,15 +21,6 @@ TOP_SHAPE, BOTTOM_SHAPE = (4, 4, 4), (8, 8, 8)
 DISPLAY_SCALE = 128 // RESOLUTION  # predict upscales panels below 128 px
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is fastest, and spinning OpenMP threads crawl on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def save_checkpoint(module, path: Path, datamodule_hparams: dict | None = None) -> Path:
     """What Lightning's ModelCheckpoint stores and `load_stage` reads: weights and constructor arguments."""
     checkpoint = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}

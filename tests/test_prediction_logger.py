@@ -19,14 +19,6 @@ from vqvideo.sampling.panels import GAP, HEADER_HEIGHT
 NUM_CODES, LATENT = 16, dict(top_shape=(4, 4, 4), bottom_shape=(8, 8, 8))  # 16 frames of 32x32 pixels
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def vqvae_checkpoint(tmp_path_factory) -> Path:
     module = VQVAEModule(hidden_channels=16, residual_channels=8, num_residual_layers=1, num_top_codes=NUM_CODES,

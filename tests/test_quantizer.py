@@ -14,15 +14,6 @@ from einops import rearrange
 from vqvideo.models.quantizer import EMAVectorQuantizer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: extra threads only add contention on a shared 2-core machine (150 s vs 7 s seen)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def as_latents(vectors: torch.Tensor) -> torch.Tensor:
     """(N, D) -> (1, D, 1, 1, N): N positions of one clip."""
     return rearrange(vectors, "n d -> 1 d 1 1 n")

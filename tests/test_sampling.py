@@ -17,15 +17,6 @@ from vqvideo.sampling import NaiveSampler, SamplingOptions, get_sampler
 NUM_CODES = 7
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is fastest, and spinning OpenMP threads crawl on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class RasterCausalTopPrior(nn.Module):
     """logits(t, y, x) from the code one raster position earlier (volume order t, y, x) plus conditioning."""
 
@@ -86,7 +77,7 @@ def test_greedy_top_sample_is_its_own_teacher_forced_argmax():
 
 
 def test_greedy_bottom_sample_is_its_own_teacher_forced_argmax():
-    prior, (cond_top, cond_bottom) = RecordingBottomPrior(), given_codes()
+    prior, (_, cond_bottom) = RecordingBottomPrior(), given_codes()
     top_codes = torch.randint(NUM_CODES, (2, 4, 3, 3))
     bottom = NaiveSampler().sample_bottom(prior, top_codes, cond_bottom, 3, SamplingOptions(top_k=1), None)
     assert bottom.shape == (2, 5, 4, 4) and torch.equal(bottom[:, :2], cond_bottom)
@@ -97,7 +88,7 @@ def test_greedy_bottom_sample_is_its_own_teacher_forced_argmax():
 
 
 def test_bottom_slices_are_conditioned_once_each_on_finished_past_slices():
-    prior, (cond_top, cond_bottom) = RecordingBottomPrior(), given_codes()
+    prior, (_, cond_bottom) = RecordingBottomPrior(), given_codes()
     top_codes = torch.randint(NUM_CODES, (2, 4, 3, 3))
     bottom = NaiveSampler().sample_bottom(prior, top_codes, cond_bottom, 3, SamplingOptions(), None)
     assert [call[0].tolist() for call in prior.calls] == [[2, 2], [3, 3], [4, 4]]

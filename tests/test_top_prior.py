@@ -14,15 +14,6 @@ from vqvideo.models.top_prior import TopPrior
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """2 cores shared by many processes: a second intra-op thread makes these tiny ops ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def config_init_args(experiment: str) -> dict:
     return yaml.safe_load((EXPERIMENTS / experiment / "top_prior.yaml").read_text())["model"]["init_args"]
 

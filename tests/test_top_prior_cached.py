@@ -17,14 +17,6 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def demo_prior() -> TopPrior:
     """The demo config's prior (dropout 0.1 and 2 attention layers), untrained, in eval mode."""
     args = yaml.safe_load((EXPERIMENTS / "demo" / "top_prior.yaml").read_text())["model"]["init_args"]

@@ -23,15 +23,6 @@ TINY = dict(
 )  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """2 cores shared by many processes: a second intra-op thread makes these tiny ops ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class CopyCodes(Dataset):
     """Top batches whose future repeats the given top slice: learnable through the conditioning stack."""
 

@@ -20,15 +20,6 @@ TINY = dict(hidden_channels=16, residual_channels=8, num_residual_layers=1, num_
             code_dim=8)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: extra threads only add contention on a shared 2-core machine (150 s vs 7 s seen)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_paper_scale_shapes_on_meta():
     with torch.device("meta"):
         vqvae = VQVAE()  # Table 3 defaults
@@ -132,16 +123,11 @@ def trained(tmp_path_factory):
         callbacks=[ModelCheckpoint(dirpath=out, filename="vqvae", enable_version_counter=False)],
         enable_model_summary=False, val_check_interval=12, check_val_every_n_epoch=None, num_sanity_val_steps=0,
     )
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # module-scoped: runs before the autouse one_thread fixture
-    try:
-        module.vqvae(val_video)  # data-init, so "before" is the codebook-initialised model
-        with torch.no_grad():
-            mse_before = torch.mean((module.vqvae.eval().reconstruct(val_video) - val_video) ** 2).item()
-        module.train()
-        trainer.fit(module, train_loader, val_loader)
-    finally:
-        torch.set_num_threads(threads)
+    module.vqvae(val_video)  # data-init, so "before" is the codebook-initialised model
+    with torch.no_grad():
+        mse_before = torch.mean((module.vqvae.eval().reconstruct(val_video) - val_video) ** 2).item()
+    module.train()
+    trainer.fit(module, train_loader, val_loader)
     return module, trainer, out, val_video, mse_before
 
 

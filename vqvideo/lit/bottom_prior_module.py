@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 
 from vqvideo.lit.checkpoints import load_stage
+from vqvideo.lit.metrics import UnigramBits
 from vqvideo.lit.schedules import warmup_cosine
 from vqvideo.models.bottom_prior import BottomPrior
 
@@ -57,7 +58,7 @@ class BottomPriorModule(LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        self._val_code_counts: torch.Tensor | None = None  # (num_codes,) int64 during validation
+        self.val_unigram_bits = UnigramBits(num_codes)
         self.prior = BottomPrior(
             num_codes=num_codes,
             num_top_codes=num_top_codes,
@@ -114,8 +115,8 @@ class BottomPriorModule(LightningModule):
         bottom_codes, top_codes, slice_index = batch["bottom_codes"], batch["top_codes"], batch["slice_index"]
         logits = self.prior(bottom_codes, top_codes, slice_index)  # (B, K, Hb, Wb)
         target = bottom_codes[torch.arange(len(slice_index), device=slice_index.device), slice_index]  # (B, Hb, Wb)
-        if stage == "val" and self._val_code_counts is not None:
-            self._val_code_counts += torch.bincount(target.flatten(), minlength=self.hparams.num_codes)
+        if stage == "val":
+            self.val_unigram_bits.update(target)
         loss = F.cross_entropy(logits, target)
         batch_size = len(slice_index)
         self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=stage != "train", batch_size=batch_size)
@@ -128,17 +129,8 @@ class BottomPriorModule(LightningModule):
     def validation_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         return self._shared_step(batch, "val")
 
-    def on_validation_epoch_start(self) -> None:
-        self._val_code_counts = torch.zeros(self.hparams.num_codes, dtype=torch.long, device=self.device)
-
     def on_validation_epoch_end(self) -> None:
-        """Log the unigram baseline: the entropy (bits) of the empirical distribution of the validated codes,
-        what a model ignoring all context would reach at best on them (compare with val/bits_per_code)."""
-        counts = self.trainer.strategy.reduce(self._val_code_counts, reduce_op="sum").double()
-        self._val_code_counts = None
-        if counts.sum() > 0:
-            probs = counts[counts > 0] / counts.sum()
-            self.log("val/unigram_bits_per_code", -(probs * probs.log2()).sum().float())
+        self.log("val/unigram_bits_per_code", self.val_unigram_bits)  # compare with val/bits_per_code
 
     def test_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         return self._shared_step(batch, "test")

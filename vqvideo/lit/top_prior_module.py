@@ -21,6 +21,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from vqvideo.callbacks.video_logger import log_video
 from vqvideo.lit.checkpoints import load_stage
+from vqvideo.lit.metrics import UnigramBits
 from vqvideo.lit.schedules import warmup_cosine
 from vqvideo.lit.vqvae_module import load_vqvae
 from vqvideo.models.top_prior import TopPrior
@@ -76,6 +77,7 @@ class TopPriorModule(LightningModule):
         super().__init__()
         self.save_hyperparameters()
         check_latent_shapes(top_shape, bottom_shape, cond_top_shape, cond_bottom_shape)
+        self.val_unigram_bits = UnigramBits(num_top_codes)
         self.prior = TopPrior(
             num_codes=num_top_codes,
             num_cond_bottom_codes=num_bottom_codes,
@@ -137,6 +139,8 @@ class TopPriorModule(LightningModule):
         target = batch["target_top"]  # (B, Tp, Ht, Wt)
         logits = self.prior(target, batch["cond_top"], batch["cond_bottom"])  # (B, K, Tp, Ht, Wt)
         loss = F.cross_entropy(logits, target)
+        if stage == "val":
+            self.val_unigram_bits.update(target)
         sync = stage != "train"
         self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=sync, batch_size=len(target))
         self.log(f"{stage}/bits_per_code", loss / math.log(2), sync_dist=sync, batch_size=len(target))
@@ -155,6 +159,7 @@ class TopPriorModule(LightningModule):
         return self._shared_step(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
+        self.log("val/unigram_bits_per_code", self.val_unigram_bits)  # compare with val/bits_per_code
         if self.trainer.sanity_checking or self._video_batch is None or not self.trainer.is_global_zero:
             return
         self._validations += 1
