@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 
 from vqvideo.lit.checkpoints import load_stage
+from vqvideo.lit.code_spec import as_dict, check_against_cache
 from vqvideo.lit.metrics import UnigramBits
 from vqvideo.lit.schedules import warmup_cosine
 from vqvideo.models.bottom_prior import BottomPrior
@@ -165,24 +166,11 @@ SPEC_KEYS = {
 }
 
 
-def check_code_spec(hparams: dict, code_spec: dict) -> None:
+def check_code_spec(hparams: dict, code_spec) -> None:
     """Raise one clear error if the module's latent facts differ from the data's `code_spec`."""
-    code_spec = code_spec.as_dict() if hasattr(code_spec, "as_dict") else dict(code_spec)
-    mismatches = []
-    for ours, theirs in SPEC_KEYS.items():
-        expected = code_spec[theirs]
-        if theirs == "cond_bottom_shape":
-            expected = expected[0]
-        expected = list(expected) if isinstance(expected, (tuple, list)) else expected
-        actual = list(hparams[ours]) if isinstance(hparams[ours], (tuple, list)) else hparams[ours]
-        if actual != expected:
-            mismatches.append(f"model.init_args.{ours}: {actual} but the code cache has {expected}")
-    if mismatches:
-        raise ValueError(
-            "the bottom prior's latent facts differ from the code cache's manifest (code_spec): "
-            + "; ".join(mismatches)
-            + ". Set these values in the bottom_prior YAML (or on the command line) to the cache's."
-        )
+    spec = as_dict(code_spec)
+    spec["cond_bottom_shape"] = spec["cond_bottom_shape"][0]  # num_given_slices is its first dimension
+    check_against_cache("bottom prior", {ours: (hparams[ours], spec[theirs]) for ours, theirs in SPEC_KEYS.items()})
 
 
 def load_bottom_prior(checkpoint_path: str) -> BottomPrior:

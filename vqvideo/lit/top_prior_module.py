@@ -21,6 +21,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from vqvideo.callbacks.video_logger import log_video
 from vqvideo.lit.checkpoints import load_stage
+from vqvideo.lit.code_spec import as_dict, check_against_cache
 from vqvideo.lit.metrics import UnigramBits
 from vqvideo.lit.schedules import warmup_cosine
 from vqvideo.lit.vqvae_module import load_vqvae
@@ -213,18 +214,8 @@ def check_latent_shapes(top_shape, bottom_shape, cond_top_shape, cond_bottom_sha
 
 def check_code_spec(hparams: dict, code_spec) -> None:
     """Raise one clear error if the module's latent facts differ from the data's `code_spec`."""
-    code_spec = code_spec.as_dict() if hasattr(code_spec, "as_dict") else dict(code_spec)
-    plain = lambda value: list(value) if isinstance(value, (tuple, list)) else value  # noqa: E731
-    mismatches = [
-        f"model.init_args.{key}: {plain(hparams[key])} but the code cache has {plain(code_spec[key])}"
-        for key in SPEC_KEYS
-        if plain(hparams[key]) != plain(code_spec[key])
-    ]
-    if mismatches:
-        raise ValueError(
-            "the top prior's latent facts differ from the code cache's manifest (code_spec): " + "; ".join(mismatches)
-            + ". Set these values in the top_prior YAML (or on the command line) to the cache's."
-        )
+    spec = as_dict(code_spec)
+    check_against_cache("top prior", {key: (hparams[key], spec[key]) for key in SPEC_KEYS})
 
 
 def load_top_prior(checkpoint_path: str) -> TopPrior:
