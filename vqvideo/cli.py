@@ -29,7 +29,8 @@ TOOLS = {
 }
 
 
-def run_lightning_cli(args: list[str]):
+def run_lightning_cli(args: list[str] | None):
+    """args None: LightningCLI reads sys.argv itself (passing both makes it warn on every run)."""
     from vqvideo.lit.cli import build_cli
 
     return build_cli(args)
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "predict" and _wants_video_prediction(rest):
         return _tool(TOOLS["predict"])(rest) or 0
     if command in LIGHTNING_SUBCOMMANDS:
-        run_lightning_cli(args)
+        run_lightning_cli(None if argv is None else args)
         return 0
     if command in TOOLS:
         return _tool(TOOLS[command])(rest) or 0

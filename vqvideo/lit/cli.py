@@ -6,7 +6,7 @@ from pytorch_lightning import LightningDataModule, LightningModule
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
 
-def build_cli(args: list[str], run: bool = True) -> LightningCLI:
+def build_cli(args: list[str] | None, run: bool = True) -> LightningCLI:
     """Model and data are chosen by `class_path` in the YAML, so one CLI serves all three stages."""
     return LightningCLI(
         LightningModule,
