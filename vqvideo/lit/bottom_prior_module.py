@@ -16,7 +16,7 @@ from pytorch_lightning import LightningModule
 from vqvideo.lit.checkpoints import load_stage
 from vqvideo.lit.code_spec import as_dict, check_against_cache
 from vqvideo.lit.metrics import UnigramBits
-from vqvideo.lit.schedules import warmup_cosine
+from vqvideo.lit.schedules import stepped_warmup_cosine
 from vqvideo.models.bottom_prior import BottomPrior
 
 
@@ -141,9 +141,7 @@ class BottomPriorModule(LightningModule):
         optimizer = torch.optim.AdamW(
             self.prior.parameters(), lr=hp.learning_rate, betas=tuple(hp.adam_betas), weight_decay=hp.weight_decay
         )
-        total_steps = hp.lr_total_steps or int(self.trainer.estimated_stepping_batches)
-        scheduler = warmup_cosine(optimizer, hp.warmup_steps, total_steps, hp.min_lr_ratio)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return stepped_warmup_cosine(optimizer, hp, self.trainer)
 
 
 def upsample_stride(top_shape, bottom_shape) -> tuple[int, int, int]:

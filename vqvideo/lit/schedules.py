@@ -35,3 +35,13 @@ def warmup_cosine(optimizer: Optimizer, warmup_steps: int, total_steps: int, min
             f"{warmup_steps}, {total_steps}, {min_lr_ratio}"
         )
     return LambdaLR(optimizer, WarmupCosineFactor(warmup_steps, total_steps, min_lr_ratio))
+
+
+def stepped_warmup_cosine(optimizer: Optimizer, hparams, trainer) -> dict:
+    """What every stage's `configure_optimizers` returns: `optimizer` under `warmup_cosine`, stepped per batch.
+
+    hparams: the module's hparams (warmup_steps, min_lr_ratio, lr_total_steps; lr_total_steps None = the
+    trainer's total steps)."""
+    total_steps = hparams.lr_total_steps or int(trainer.estimated_stepping_batches)
+    scheduler = warmup_cosine(optimizer, hparams.warmup_steps, total_steps, hparams.min_lr_ratio)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

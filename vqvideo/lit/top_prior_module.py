@@ -23,7 +23,7 @@ from vqvideo.callbacks.video_logger import log_video
 from vqvideo.lit.checkpoints import load_stage
 from vqvideo.lit.code_spec import as_dict, check_against_cache
 from vqvideo.lit.metrics import UnigramBits
-from vqvideo.lit.schedules import warmup_cosine
+from vqvideo.lit.schedules import stepped_warmup_cosine
 from vqvideo.lit.vqvae_module import load_vqvae
 from vqvideo.models.top_prior import TopPrior
 from vqvideo.sampling import get_sampler
@@ -196,9 +196,7 @@ class TopPriorModule(LightningModule):
         optimizer = torch.optim.AdamW(
             self.prior.parameters(), lr=hp.learning_rate, betas=tuple(hp.adam_betas), weight_decay=hp.weight_decay
         )
-        total_steps = hp.lr_total_steps or int(self.trainer.estimated_stepping_batches)
-        scheduler = warmup_cosine(optimizer, hp.warmup_steps, total_steps, hp.min_lr_ratio)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return stepped_warmup_cosine(optimizer, hp, self.trainer)
 
 
 def check_latent_shapes(top_shape, bottom_shape, cond_top_shape, cond_bottom_shape) -> None:

@@ -19,7 +19,7 @@ from torchmetrics.image import PeakSignalNoiseRatio
 
 from vqvideo.callbacks.video_logger import log_video
 from vqvideo.lit.checkpoints import load_stage
-from vqvideo.lit.schedules import warmup_cosine
+from vqvideo.lit.schedules import stepped_warmup_cosine
 from vqvideo.models.vqvae import VQVAE, VQVAEOutput
 
 Triple = tuple[int, int, int]
@@ -155,9 +155,7 @@ class VQVAEModule(pl.LightningModule):
             self.vqvae.parameters(), lr=self.hparams.learning_rate, betas=tuple(self.hparams.adam_betas),
             weight_decay=self.hparams.weight_decay,
         )
-        total_steps = self.hparams.lr_total_steps or int(self.trainer.estimated_stepping_batches)
-        scheduler = warmup_cosine(optimizer, self.hparams.warmup_steps, total_steps, self.hparams.min_lr_ratio)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return stepped_warmup_cosine(optimizer, self.hparams, self.trainer)
 
     def train(self, mode: bool = True) -> "VQVAEModule":
         # Embedded frozen (no trainable parameter left): keep the VQ-VAE in eval so its EMA never updates.
