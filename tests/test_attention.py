@@ -1,9 +1,10 @@
-"""Causal self-attention: causality by gradients, and incremental steps equal the full forward."""
+"""Causal self-attention: causality by gradients, incremental steps equal the full forward, placement after the
+gated layers (§3.2 "every five layers") and the position code."""
 
 import pytest
 import torch
 
-from vqvideo.models.attention import CausalSelfAttention, shift_one_position
+from vqvideo.models.attention import CausalSelfAttention, attention_positions, shift_one_position, sinusoidal_positions
 
 
 def _attention(key_value_channels=None):
@@ -54,3 +55,19 @@ def test_step_past_cache_end_is_a_clear_error():
 def test_heads_must_divide_channels():
     with pytest.raises(ValueError, match="divisible"):
         CausalSelfAttention(channels=10, num_heads=4)
+
+
+def test_attention_layers_every_five_layers_as_in_the_paper():
+    assert attention_positions(40, 8) == [4, 9, 14, 19, 24, 29, 34, 39]  # top prior, Table 4
+    assert attention_positions(20, 4) == [4, 9, 14, 19]  # bottom prior, Table 4
+    assert attention_positions(8, 2) == [3, 7]
+    assert attention_positions(5, 0) == []
+    with pytest.raises(ValueError, match="num_attention_layers"):
+        attention_positions(2, 3)
+
+
+def test_sinusoidal_positions_differ_per_position_and_pad_leftover_channels():
+    codes = sinusoidal_positions((2, 3, 4), channels=14)
+    assert codes.shape == (24, 14)
+    assert len({tuple(row.tolist()) for row in codes}) == 24  # every position has its own code
+    assert (codes[:, 12:] == 0).all()  # 14 channels: 4 per axis × 3 axes used, 2 left over

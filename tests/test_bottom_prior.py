@@ -5,22 +5,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from tiny_models import experiment_code_spec, tiny_bottom_config, yaml_prior_config
 
+from vqvideo.lit.bottom_prior_module import BottomPriorModule
 from vqvideo.models.bottom_conditioning import TopUpsampler, upsampling_kernel
-from vqvideo.models.bottom_prior import BottomPrior, attention_positions
+from vqvideo.models.bottom_prior import BottomPrior, BottomPriorConfig
 
 
 NUM_CODES, NUM_TOP_CODES = 7, 5
 
 
-def tiny_prior(height=6, width=6, num_layers=3, num_attention_layers=1, window=2, kernel_size=5, stride=(2, 2, 2)):
+def tiny_prior(num_layers=3, num_attention_layers=1, window=2, kernel_size=5, stride=(2, 2, 2)):
     torch.manual_seed(0)
-    return BottomPrior(
-        num_codes=NUM_CODES, num_top_codes=NUM_TOP_CODES, slice_shape=(height, width), hidden_channels=8,
-        residual_channels=8, num_layers=num_layers, num_attention_layers=num_attention_layers, num_heads=2,
-        kernel_size=kernel_size, window=window, top_upsample_stride=stride, top_embed_dim=4, top_channels=6,
-        bottom_embed_dim=4, window_channels=6, cond_channels=8, cond_residual_channels=4, num_cond_blocks=1,
-    ).double()  # fmt: skip
+    config = tiny_bottom_config(
+        hidden_channels=8, residual_channels=8, num_layers=num_layers, num_attention_layers=num_attention_layers,
+        num_heads=2, kernel_size=kernel_size, window=window, cond_embed_dim=4, cond_top_channels=6,
+        cond_window_channels=6, cond_channels=8, cond_residual_channels=4, num_cond_blocks=1,
+    )  # fmt: skip
+    return BottomPrior(config, NUM_TOP_CODES, NUM_CODES, top_to_bottom_stride=stride).double()
 
 
 def random_codes(batch, bottom_shape, top_shape, seed=1):
@@ -55,7 +57,9 @@ class EmbeddingGrads:
 
 def position_dependencies(prior, bottom, top, slice_index, position):
     """Gradient magnitudes of logits of slice n at `position` (y, x) w.r.t. every code embedding."""
-    grads = EmbeddingGrads(slice=prior.embedding, past=prior.conditioning.past.embedding, top=prior.conditioning.top.embedding)
+    conditioning = prior.conditioning
+    grads = EmbeddingGrads(slice=prior.pixelcnn.code_embedding, past=conditioning.past.embedding,
+                           top=conditioning.top.embedding)
     logits = prior(bottom, top, slice_index)
     grads.remove()
     logits[:, :, position[0], position[1]].sum().backward()
@@ -94,7 +98,7 @@ def assert_raster_causal(prior, slice_shape, positions, expect_full_field):
     bottom, top = random_codes(1, (8, height, width), (4, height // 2, width // 2))
     for y, x in positions:
         grads = position_dependencies(prior, bottom, top, torch.tensor([3]), (y, x))
-        dependence = grads.grad_norm("slice")[0]  # (H, W) over slice n's own codes
+        dependence = grads.grad_norm("slice")[0, 0]  # (H, W) over slice n's own codes (a volume of T = 1)
         raster = torch.arange(height * width).reshape(height, width)
         here = y * width + x
         assert (dependence[raster >= here] == 0).all(), f"({y},{x}) sees itself or a later position"
@@ -105,22 +109,16 @@ def assert_raster_causal(prior, slice_shape, positions, expect_full_field):
 
 def test_raster_causality_and_no_blind_spot_in_the_gated_stack_alone():
     # no attention: the gated stacks alone must reach every earlier position (6x6 needs ~3 layers at filter 5)
-    prior = tiny_prior(height=6, width=6, num_layers=4, num_attention_layers=0)
+    prior = tiny_prior(num_layers=4, num_attention_layers=0)
     positions = [(y, x) for y in range(6) for x in range(6)]
     assert_raster_causal(prior, (6, 6), positions, expect_full_field=True)
 
 
 def test_raster_causality_at_demo_depth_with_attention():
     # the demo config's depth and filter on its 16x16 slices (widths shrunk): exact causality, no blind spot
-    prior = tiny_prior(height=16, width=16, num_layers=8, num_attention_layers=2)
+    prior = tiny_prior(num_layers=8, num_attention_layers=2)
     positions = [(0, 0), (0, 1), (1, 0), (5, 15), (8, 7), (15, 0), (15, 15)]
     assert_raster_causal(prior, (16, 16), positions, expect_full_field=True)
-
-
-def test_attention_layers_every_five_layers_as_in_the_paper():
-    assert attention_positions(20, 4) == [4, 9, 14, 19]
-    assert attention_positions(8, 2) == [3, 7]
-    assert attention_positions(5, 0) == []
 
 
 @pytest.mark.parametrize("stride", [1, 2, 3, 4])
@@ -144,15 +142,31 @@ def test_slab_upsampling_equals_upsampling_the_whole_volume(stride):
         torch.testing.assert_close(upsampler(top, torch.full((2,), n)), whole[:, :, n])
 
 
-def test_paper_config_builds_on_meta_with_paper_shapes():
+def test_paper_defaults_build_on_meta_with_paper_shapes():
     with torch.device("meta"):
-        prior = BottomPrior()  # defaults are Table 4 / Table 8
+        prior = BottomPrior(BottomPriorConfig(), 512, 512, (2, 2, 2))  # defaults are Table 4 / Table 8
         bottom = torch.zeros((2, 8, 64, 64), dtype=torch.long)
         top = torch.zeros((2, 4, 32, 32), dtype=torch.long)
         logits = prior(bottom, top, torch.tensor([2, 7]))
     assert logits.shape == (2, 512, 64, 64)
-    assert len(prior.layers) == 20 and len(prior.attentions) == 4
-    assert prior.layers[0].vertical_conv.conv.kernel_size == (3, 5)  # filter 5: rows i-2..i, columns j-2..j+2
+    assert len(prior.pixelcnn.layers) == 20 and len(prior.pixelcnn.attention_blocks) == 4
+    # filter 5 over one slice: rows i-2..i, columns j-2..j+2 of the present slice, no past slice
+    assert prior.pixelcnn.layers[0].vertical_conv.kernel_size == (1, 5, 5)
+
+
+def test_paper_config_builds_on_meta_with_paper_shapes():
+    spec = experiment_code_spec("kinetics600_256")
+    assert (spec.top_shape, spec.bottom_shape, spec.given_bottom_shape) == ((4, 32, 32), (8, 64, 64), (2, 64, 64))
+    with torch.device("meta"):
+        module = BottomPriorModule(prior=yaml_prior_config("kinetics600_256", "bottom_prior"), code_spec=spec)
+        logits = module.core(*module.example_inputs(batch_size=2))
+    assert logits.shape == (2, 512, 64, 64)
+    pixelcnn = module.prior.pixelcnn
+    assert len(pixelcnn.layers) == 20 and len(pixelcnn.attention_blocks) == 4  # Table 4
+    assert pixelcnn.layers[0].vertical_conv.kernel_size == (1, 5, 5)  # Table 4: filter 5
+    assert pixelcnn.layers[0].vertical_conv.out_channels == 2 * 1024  # Table 4 residual units
+    info = module.describe_info()
+    assert info["bottom_shape"] == [8, 64, 64] and info["attention_after_layers"] == [5, 10, 15, 20]
 
 
 def test_bad_window_and_kernel_are_rejected_with_a_reason():

@@ -1,7 +1,8 @@
-"""Causal multi-head self-attention over a flattened raster order, for both PixelCNN priors (§3.2).
+"""Causal multi-head self-attention over a flattened generation order, for both PixelCNN priors (§3.2).
 
-The priors attend over a flattened volume (top prior: slices × rows × columns; bottom prior: rows × columns)
-every few gated layers ("attention is applied every five layers", §3.2; as in Razavi et al. 2019 / PixelSNAIL).
+The priors attend over a flattened volume (top prior: slices × rows × columns; bottom prior: the rows ×
+columns of one slice) after evenly spaced gated layers ("attention is applied every five layers", §3.2; as in
+Razavi et al. 2019 / PixelSNAIL): `attention_positions` places them, `AttentionBlock` is the residual block.
 
 Causality convention: position n attends to positions m <= n (the diagonal is included). This is exact
 for PixelCNN features, which at position n depend only on inputs at positions < n. Raw inputs (code
@@ -18,6 +19,7 @@ Two ways to run the same weights:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -148,3 +150,63 @@ class CausalSelfAttention(nn.Module):
         weights = scores.softmax(dim=-1).view(batch_size, heads, position + 1, 1)
         mixed = cache.values[..., : position + 1] @ weights  # (B, h, head_channels, 1)
         return self.out(mixed.view(batch_size, self.channels))
+
+
+def attention_positions(num_layers: int, num_attention_layers: int) -> list[int]:
+    """Indices of the gated layers followed by an attention block, evenly spaced and ending with the last layer:
+    40 layers, 8 attention layers → after layers 5, 10, ..., 40 (indices 4, 9, ..., 39; §3.2 "every five")."""
+    if num_attention_layers == 0:
+        return []
+    if not 0 < num_attention_layers <= num_layers:
+        raise ValueError(f"num_attention_layers must be in 0..num_layers={num_layers}, got {num_attention_layers}")
+    every = num_layers // num_attention_layers
+    return [every * (k + 1) - 1 + num_layers - every * num_attention_layers for k in range(num_attention_layers)]
+
+
+def sinusoidal_positions(shape: tuple[int, ...], channels: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """(N = prod(shape), channels) float position code in generation order (last axis fastest).
+
+    Each axis gets an equal share of the channels (rounded down to even) as sin/cos pairs at geometric
+    frequencies; leftover channels are zero. Computed for any size, never stored: one prior serves any volume.
+    """
+    per_axis = 2 * (channels // (2 * len(shape)))
+    half = per_axis // 2
+    frequencies = torch.exp(-math.log(10000.0) * torch.arange(half, device=device, dtype=torch.float32) / max(1, half))
+    grids = torch.meshgrid(*[torch.arange(size, device=device, dtype=torch.float32) for size in shape], indexing="ij")
+    codes = []
+    for grid in grids:
+        angles = grid.reshape(-1, 1) * frequencies  # (N, half)
+        codes += [angles.sin(), angles.cos()]
+    padding = torch.zeros(math.prod(shape), channels - len(shape) * per_axis, device=device)
+    return torch.cat(codes + [padding], dim=1).to(dtype)
+
+
+class AttentionBlock(nn.Module):
+    """Residual causal self-attention over a flattened volume, after a gated layer of either prior.
+
+    Queries: LayerNorm(features + position code); keys/values: LayerNorm([features + position code, code
+    embeddings shifted by one position]). Output: features + dropout(attention). The shifted embeddings give
+    every position direct access to every earlier code (PixelSNAIL), closing what the convolutions leave out.
+    """
+
+    def __init__(self, channels: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.query_norm = nn.LayerNorm(channels)
+        self.key_value_norm = nn.LayerNorm(2 * channels)
+        self.attention = CausalSelfAttention(channels, num_heads, key_value_channels=2 * channels)
+        self.dropout = nn.Dropout(dropout)
+
+    def sources(self, features: torch.Tensor, shifted_embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """features (B, M, C) with the position code already added, shifted_embeddings (B, M, C) → (query source
+        (B, M, C), key/value source (B, M, 2C)); shared by `forward` and cached sampling (M = 1 works too)."""
+        return self.query_norm(features), self.key_value_norm(torch.cat([features, shifted_embeddings], dim=-1))
+
+    def forward(
+        self, horizontal: torch.Tensor, shifted_embeddings: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        """horizontal (B, C, T, H, W) float; shifted_embeddings (B, N, C); positions (N, C) → (B, C, T, H, W)."""
+        num_slices, height, width = horizontal.shape[2:]
+        features = rearrange(horizontal, "b c t h w -> b (t h w) c")
+        attended = self.attention(*self.sources(features + positions, shifted_embeddings))
+        attended = rearrange(self.dropout(attended), "b (t h w) c -> b c t h w", t=num_slices, h=height, w=width)
+        return horizontal + attended

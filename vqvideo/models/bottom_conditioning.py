@@ -7,7 +7,7 @@ For bottom slice n it combines
 - the window of past bottom slices n-w .. n-1 (a learned "no slice" vector fills indices < 0), embedded and
   reduced to one map by log2(w) convolutions of kernel (4,3,3) and stride (2,1,1);
 concatenated and run through a residual stack (Table 8: 20 blocks, 1024 hidden units, "identical to the one
-described in Razavi et al. 2019"). Its output conditions every layer of the 2D gated PixelCNN.
+described in Razavi et al. 2019"). Its output conditions every layer of the gated PixelCNN over slice n.
 
 Only slice n of the upsampled top volume is used, and the last two upsampling convolutions have temporal
 stride 1 and temporal kernel 3: slice n needs only slices n-2 .. n+2 of the first convolution's output. So the
@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from vqvideo.models.layers import residual_stack
+
 SLAB_RADIUS = 2  # slice n of the top upsampling needs the first conv's slices n-2 .. n+2
 
 
@@ -35,19 +37,6 @@ def upsampling_kernel(stride: int) -> tuple[int, int]:
     """
     kernel = 2 * stride if stride % 2 == 0 else stride + 2
     return kernel, (kernel - stride) // 2
-
-
-class ResidualBlock2d(nn.Module):
-    """ReLU → 3x3 conv (hidden → residual) → ReLU → 1x1 conv (residual → hidden), added to the input."""
-
-    def __init__(self, hidden_channels: int, residual_channels: int):
-        super().__init__()
-        self.conv_in = nn.Conv2d(hidden_channels, residual_channels, 3, padding=1)
-        self.conv_out = nn.Conv2d(residual_channels, hidden_channels, 1)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """features: (B, hidden, H, W) float → same shape."""
-        return features + self.conv_out(F.relu(self.conv_in(F.relu(features))))
 
 
 class TopUpsampler(nn.Module):
@@ -96,13 +85,13 @@ class PastSliceEncoder(nn.Module):
     n-w+k < 0. Slices outside the window get exactly zero gradient (tests check it through the embedding).
     """
 
-    def __init__(self, num_codes: int, embed_dim: int, channels: int, window: int):
+    def __init__(self, num_bottom_codes: int, embed_dim: int, channels: int, window: int):
         super().__init__()
         num_convs = int(math.log2(window)) if window >= 1 else -1
         if num_convs < 0 or 2**num_convs != window:
             raise ValueError(f"past-slice window must be a power of two (1, 2, 4, ...), got {window}")
         self.window = window
-        self.embedding = nn.Embedding(num_codes, embed_dim)
+        self.embedding = nn.Embedding(num_bottom_codes, embed_dim)
         self.no_slice = nn.Parameter(torch.randn(embed_dim))  # learned stand-in for slices before the first
         if num_convs == 0:
             self.convs = nn.ModuleList([nn.Conv3d(embed_dim, channels, (1, 3, 3), padding=(0, 1, 1))])
@@ -130,33 +119,38 @@ class PastSliceEncoder(nn.Module):
 
 
 class BottomConditioning(nn.Module):
-    """Conditioning features of bottom slice n from the top codes and the past-slice window (Table 8)."""
+    """Conditioning features of bottom slice n from the top codes and the past-slice window (Table 8).
+
+    num_top_codes / num_bottom_codes: codebook sizes. top_to_bottom_stride: (t, h, w) factor from the top grid to
+    the bottom grid (paper (2, 2, 2)). window: past bottom slices read (power of two). cond_embed_dim: code
+    embedding width; cond_top_channels / cond_window_channels: widths of the two branches; cond_channels,
+    cond_residual_channels, num_cond_blocks: the residual stack (Table 8: 1024 hidden units, 20 blocks).
+    """
 
     def __init__(
         self,
-        num_codes: int,
         num_top_codes: int,
-        window: int = 2,
-        top_embed_dim: int = 64,
-        top_channels: int = 1024,
-        bottom_embed_dim: int = 64,
-        window_channels: int = 256,
-        hidden_channels: int = 1024,
-        residual_channels: int = 256,
-        num_blocks: int = 20,
-        upsample_stride: tuple[int, int, int] = (2, 2, 2),
+        num_bottom_codes: int,
+        top_to_bottom_stride: tuple[int, int, int],
+        window: int,
+        cond_embed_dim: int,
+        cond_top_channels: int,
+        cond_window_channels: int,
+        cond_channels: int,
+        cond_residual_channels: int,
+        num_cond_blocks: int,
     ):
         super().__init__()
         self.window = window
-        self.top = TopUpsampler(num_top_codes, top_embed_dim, top_channels, tuple(upsample_stride))
-        self.past = PastSliceEncoder(num_codes, bottom_embed_dim, window_channels, window)
-        self.merge = nn.Conv2d(top_channels + window_channels, hidden_channels, 3, padding=1)
-        self.blocks = nn.Sequential(*[ResidualBlock2d(hidden_channels, residual_channels) for _ in range(num_blocks)])
+        self.top = TopUpsampler(num_top_codes, cond_embed_dim, cond_top_channels, tuple(top_to_bottom_stride))
+        self.past = PastSliceEncoder(num_bottom_codes, cond_embed_dim, cond_window_channels, window)
+        self.merge = nn.Conv2d(cond_top_channels + cond_window_channels, cond_channels, 3, padding=1)
+        self.blocks = residual_stack(cond_channels, cond_residual_channels, num_cond_blocks, dims=2)
 
     def forward(self, top_codes: torch.Tensor, bottom_codes: torch.Tensor, slice_index: torch.Tensor) -> torch.Tensor:
         """top_codes (B, Tt, Ht, Wt) int64; bottom_codes (B, Tb', Hb, Wb) int64 of which only slices n-w .. n-1 are
-        read (Tb' >= max(n), at least 1); slice_index (B,) int64 → cond (B, hidden_channels, Hb, Wb) float."""
-        top_features = self.top(top_codes, slice_index)  # (B, top_channels, Hb, Wb)
-        past_features = self.past(bottom_codes, slice_index)  # (B, window_channels, Hb, Wb)
+        read (Tb' >= max(n), at least 1); slice_index (B,) int64 → cond (B, cond_channels, Hb, Wb) float."""
+        top_features = self.top(top_codes, slice_index)  # (B, cond_top_channels, Hb, Wb)
+        past_features = self.past(bottom_codes, slice_index)  # (B, cond_window_channels, Hb, Wb)
         merged = self.merge(torch.cat([top_features, past_features], dim=1))
         return F.relu(self.blocks(merged))

@@ -5,8 +5,8 @@ One quantizer per level of the hierarchy (top, bottom). What it guarantees:
 - the gradient reaches the encoder straight through (`z_e + sg[z_q - z_e]`) while training;
 - with torch.distributed initialised, the per-batch EMA statistics are all-reduced (summed) before the
   update, and data initialisation and dead-code restarts are broadcast from rank 0, so every rank holds
-  the identical codebook. Every rank reaches each collective on every training step (no rank-dependent
-  branching around collectives), which is what hung other implementations;
+  the identical codebook. Every branch around a collective depends only on all-reduced values, so all ranks
+  take it together (rank-dependent branching around collectives is what hung other implementations);
 - the "initialised from data" flag is a registered buffer, so a resumed checkpoint never re-initialises.
 """
 
@@ -169,7 +169,8 @@ class EMAVectorQuantizer(nn.Module):
     def _restart_dead_codes(self, flat: Tensor, counts: Tensor) -> Tensor:
         """Move codes unused for `dead_code_patience` steps onto random current encoder outputs.
 
-        Returns () int64 number restarted. Rank 0 picks the vectors; the result is broadcast every step."""
+        Returns () int64 number restarted. Rank 0 picks the vectors and broadcasts them; the dead set comes from
+        all-reduced counts, so every rank enters the broadcast on the same steps."""
         self.steps_unused.add_(1).masked_fill_(counts > 0, 0)
         dead = self.steps_unused >= self.dead_code_patience  # identical on all ranks (all-reduced counts)
         num_dead = int(dead.sum())

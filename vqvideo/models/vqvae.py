@@ -14,14 +14,61 @@ conv with the same kernel/stride/padding inverts the shape; `latent_shapes` chec
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
+from vqvideo.models.layers import residual_stack
 from vqvideo.models.quantizer import EMAVectorQuantizer, QuantizerOutput
 
 Triple = tuple[int, int, int]
+NUM_GIVEN_FRAMES = 4  # §3.2: condition on 4 frames, predict 12 (the code cache's default; recorded in its manifest)
+
+
+@dataclass(frozen=True)
+class VQVAEConfig:
+    """Architecture of the VQ-VAE; defaults are Table 3's where the paper gives them.
+
+    Args:
+        in_channels: video channels (RGB).
+        hidden_channels: Table 3 hidden units.
+        residual_channels: Table 3 residual units.
+        num_residual_layers: Table 3 layers (residual blocks per stack).
+        num_top_codes: Table 3 codebook size of the top level.
+        num_bottom_codes: Table 3 codebook size of the bottom level (a separate codebook, §3.1).
+        code_dim: Table 3 codebook dimension.
+        bottom_kernel: Table 3 first-stage encoder (t, h, w) filter size; also the decoder's upsampling conv.
+        bottom_stride: Table 3 first-stage encoder stride.
+        top_kernel: Table 3 second-stage encoder filter size.
+        top_stride: Table 3 second-stage encoder stride.
+        ema_decay: γ of eq. 3 (not in the paper).
+        ema_epsilon: Laplace smoothing of the EMA cluster sizes (not in the paper).
+        data_init: initialise each codebook from the first training batch's encoder outputs.
+        restart_dead_codes: move codes unused for `dead_code_patience` steps onto current encoder outputs.
+        dead_code_patience: training steps a code may go unused before a restart.
+        bottom_mask_prob: probability that a training clip's bottom latents are zeroed in the decoder input
+            (§3.1 random masking; the paper does not give the value).
+    """
+
+    in_channels: int = 3
+    hidden_channels: int = 128
+    residual_channels: int = 32
+    num_residual_layers: int = 2
+    num_top_codes: int = 512
+    num_bottom_codes: int = 512
+    code_dim: int = 64
+    bottom_kernel: Triple = (4, 8, 8)
+    bottom_stride: Triple = (2, 4, 4)
+    top_kernel: Triple = (4, 4, 4)
+    top_stride: Triple = (2, 2, 2)
+    ema_decay: float = 0.99
+    ema_epsilon: float = 1e-5
+    data_init: bool = True
+    restart_dead_codes: bool = False
+    dead_code_patience: int = 50
+    bottom_mask_prob: float = 0.1
 
 
 class Codes(NamedTuple):
@@ -63,41 +110,21 @@ def same_padding(kernel: Triple, stride: Triple, where: str) -> Triple:
     return tuple((k - s) // 2 for k, s in zip(kernel, stride))
 
 
-class ResidualStack(nn.Module):
-    """`num_layers` × [ReLU, 3³ conv hidden->residual, ReLU, 1³ conv residual->hidden] + skip, then ReLU."""
-
-    def __init__(self, hidden_channels: int, residual_channels: int, num_layers: int):
-        super().__init__()
-        self.layers = nn.ModuleList(
-            nn.Sequential(
-                nn.ReLU(),
-                nn.Conv3d(hidden_channels, residual_channels, 3, padding=1),
-                nn.ReLU(),
-                nn.Conv3d(residual_channels, hidden_channels, 1),
-            )
-            for _ in range(num_layers)
-        )
-
-    def forward(self, features: Tensor) -> Tensor:
-        """features: (B, C, T, H, W) -> same shape."""
-        for layer in self.layers:
-            features = features + layer(features)
-        return torch.relu(features)
-
-
 def _down_stage(in_ch: int, hidden: int, residual: int, layers: int, kernel: Triple, stride: Triple, where: str):
     return nn.Sequential(
         nn.Conv3d(in_ch, hidden, kernel, stride, same_padding(kernel, stride, where)),
         nn.ReLU(),
         nn.Conv3d(hidden, hidden, 3, padding=1),
-        ResidualStack(hidden, residual, layers),
+        residual_stack(hidden, residual, layers, dims=3),
+        nn.ReLU(),
     )
 
 
 def _up_stage(in_ch: int, hidden: int, residual: int, layers: int, out_ch: int, kernel: Triple, stride: Triple):
     return nn.Sequential(
         nn.Conv3d(in_ch, hidden, 3, padding=1),
-        ResidualStack(hidden, residual, layers),
+        residual_stack(hidden, residual, layers, dims=3),
+        nn.ReLU(),
         nn.ConvTranspose3d(hidden, out_ch, kernel, stride, same_padding(kernel, stride, "upsampling")),
     )
 
@@ -105,45 +132,32 @@ def _up_stage(in_ch: int, hidden: int, residual: int, layers: int, out_ch: int, 
 class VQVAE(nn.Module):
     """Two-level video VQ-VAE. Video in/out: (B, 3, T, H, W) float in [-1, 1]."""
 
-    def __init__(
-        self,
-        in_channels: int = 3,
-        hidden_channels: int = 128,
-        residual_channels: int = 32,
-        num_residual_layers: int = 2,
-        num_top_codes: int = 512,
-        num_bottom_codes: int = 512,
-        code_dim: int = 64,
-        bottom_kernel: Triple = (4, 8, 8),
-        bottom_stride: Triple = (2, 4, 4),
-        top_kernel: Triple = (4, 4, 4),
-        top_stride: Triple = (2, 2, 2),
-        ema_decay: float = 0.99,
-        ema_epsilon: float = 1e-5,
-        data_init: bool = True,
-        restart_dead_codes: bool = False,
-        dead_code_patience: int = 50,
-        bottom_mask_prob: float = 0.1,
-    ):
+    def __init__(self, config: VQVAEConfig = VQVAEConfig()):
         super().__init__()
-        self.bottom_kernel, self.bottom_stride = tuple(bottom_kernel), tuple(bottom_stride)
-        self.top_kernel, self.top_stride = tuple(top_kernel), tuple(top_stride)
-        self.num_top_codes, self.num_bottom_codes, self.code_dim = num_top_codes, num_bottom_codes, code_dim
-        self.bottom_mask_prob = bottom_mask_prob
+        self.config = config
+        self.bottom_kernel, self.bottom_stride = tuple(config.bottom_kernel), tuple(config.bottom_stride)
+        self.top_kernel, self.top_stride = tuple(config.top_kernel), tuple(config.top_stride)
+        self.num_top_codes, self.num_bottom_codes = config.num_top_codes, config.num_bottom_codes
+        self.code_dim, self.bottom_mask_prob = config.code_dim, config.bottom_mask_prob
         self.is_frozen = False
-        widths = (hidden_channels, residual_channels, num_residual_layers)
-        self.bottom_encoder = _down_stage(in_channels, *widths, self.bottom_kernel, self.bottom_stride, "bottom stage")
-        self.top_encoder = _down_stage(hidden_channels, *widths, self.top_kernel, self.top_stride, "top stage")
-        self.bottom_to_code = nn.Conv3d(hidden_channels, code_dim, 1)
-        self.top_to_code = nn.Conv3d(hidden_channels, code_dim, 1)
-        quantizer_args = dict(
-            code_dim=code_dim, decay=ema_decay, epsilon=ema_epsilon, data_init=data_init,
-            restart_dead_codes=restart_dead_codes, dead_code_patience=dead_code_patience,
+        hidden = config.hidden_channels
+        widths = (hidden, config.residual_channels, config.num_residual_layers)
+        self.bottom_encoder = _down_stage(
+            config.in_channels, *widths, self.bottom_kernel, self.bottom_stride, "bottom stage"
         )
-        self.top_quantizer = EMAVectorQuantizer(num_top_codes, **quantizer_args)
-        self.bottom_quantizer = EMAVectorQuantizer(num_bottom_codes, **quantizer_args)
-        self.top_upsampler = _up_stage(code_dim, *widths, code_dim, self.top_kernel, self.top_stride)
-        self.decoder = _up_stage(2 * code_dim, *widths, in_channels, self.bottom_kernel, self.bottom_stride)
+        self.top_encoder = _down_stage(hidden, *widths, self.top_kernel, self.top_stride, "top stage")
+        self.bottom_to_code = nn.Conv3d(hidden, config.code_dim, 1)
+        self.top_to_code = nn.Conv3d(hidden, config.code_dim, 1)
+        quantizer_args = dict(
+            code_dim=config.code_dim, decay=config.ema_decay, epsilon=config.ema_epsilon, data_init=config.data_init,
+            restart_dead_codes=config.restart_dead_codes, dead_code_patience=config.dead_code_patience,
+        )
+        self.top_quantizer = EMAVectorQuantizer(config.num_top_codes, **quantizer_args)
+        self.bottom_quantizer = EMAVectorQuantizer(config.num_bottom_codes, **quantizer_args)
+        self.top_upsampler = _up_stage(config.code_dim, *widths, config.code_dim, self.top_kernel, self.top_stride)
+        self.decoder = _up_stage(
+            2 * config.code_dim, *widths, config.in_channels, self.bottom_kernel, self.bottom_stride
+        )
 
     # ----- shapes ----------------------------------------------------------------------------------
     def latent_shapes(self, num_frames: int, height: int, width: int) -> tuple[Triple, Triple]:
@@ -181,9 +195,11 @@ class VQVAE(nn.Module):
         """top_codes: (B, Tt, Ht, Wt) int64, bottom_codes: (B, Tb, Hb, Wb) int64 -> video (B, 3, T, H, W)."""
         return self._decode(self.top_quantizer.embed(top_codes), self.bottom_quantizer.embed(bottom_codes))
 
-    def decode_top_only(self, top_codes: Tensor, bottom_shape: Triple) -> Tensor:
-        """The decoder with the bottom latents masked (zeros): what the top level alone carries."""
+    def decode_top_only(self, top_codes: Tensor) -> Tensor:
+        """top_codes (B, Tt, Ht, Wt) int64 → video (B, 3, T, H, W) decoded with the bottom latents masked (zeros),
+        as in training's bottom masking: what the top level alone carries."""
         top_quantized = self.top_quantizer.embed(top_codes)
+        bottom_shape = [size * stride for size, stride in zip(top_codes.shape[1:], self.top_stride)]
         bottom_zeros = top_quantized.new_zeros(top_quantized.shape[0], self.code_dim, *bottom_shape)
         return self._decode(top_quantized, bottom_zeros)
 
@@ -226,7 +242,7 @@ class VQVAE(nn.Module):
         return super().train(mode and not self.is_frozen)
 
 
-def encode_given_frames(vqvae: VQVAE, video: Tensor, num_given_frames: int = 4) -> Codes:
+def encode_given_frames(vqvae: VQVAE, video: Tensor, num_given_frames: int = NUM_GIVEN_FRAMES) -> Codes:
     """THE encoding of the conditioning frames on their own (cache and prediction both call this).
 
     video: (B, 3, T, H, W) float in [-1, 1] with T >= num_given_frames -> Codes of
