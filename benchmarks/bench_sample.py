@@ -3,8 +3,8 @@
     python benchmarks/bench_sample.py [--batch-size 4] [--prefix 8] [--threads 1]   (make bench-sample)
 
 Priors are built from experiments/bench/{top,bottom}_prior.yaml (Table 4 depth and attention placement at a
-narrow width, untrained: the cost of sampling does not depend on the weights), in eval mode, on random given
-codes. For each prior, in one run:
+narrow width, untrained: the cost of sampling does not depend on the weights; the paper's latent shapes from
+experiments/bench/vqvae.yaml), in eval mode, on random given codes. For each prior, in one run:
   forward   one teacher-forced pass over the sampled volume (top: 3×32×32; bottom: its 6 slices of 64×64, one
             pass per slice, as in training). The floor for any sampler is about this.
   naive     the plain sampler (a full prior pass per position), timed over its first --prefix positions and
@@ -26,12 +26,10 @@ from pathlib import Path
 
 import torch
 
-from vqvideo.describe import model_spec
-from vqvideo.sampling import get_sampler
-from vqvideo.sampling.base import SamplingOptions, pick_codes
-from vqvideo.sampling.cached_bottom import teacher_forced_logits as bottom_cached_logits
-from vqvideo.sampling.cached_top import teacher_forced_logits as top_cached_logits
-from vqvideo.sampling.naive import NaiveSampler, sampling_uniforms
+from vqvideo.describe import build_module
+from vqvideo.sampling import NaiveSampler, get_sampler
+from vqvideo.sampling.base import SamplingOptions, pick_codes, sampling_uniforms
+from vqvideo.sampling.cached import teacher_forced_logits
 
 BENCH = Path(__file__).resolve().parents[1] / "experiments" / "bench"
 OPTIONS = SamplingOptions()
@@ -55,9 +53,9 @@ def timed(function):
 
 
 def build(config_name: str):
-    module_class, init_args = model_spec(BENCH / config_name)
-    module = module_class(**init_args)
-    return module, module.prior.eval().requires_grad_(False)
+    """The bench prior (eval mode, no gradients) and its latent facts (paper shapes, experiments/bench/vqvae.yaml)."""
+    module = build_module(BENCH / config_name, device="cpu")
+    return module.code_spec, module.prior.eval().requires_grad_(False)
 
 
 def random_codes(shape, num_codes, generator):
@@ -71,23 +69,24 @@ def repicked(logits_per_position: torch.Tensor, uniforms: torch.Tensor) -> torch
 
 
 def bench_top(batch_size: int, prefix: int, seed: int) -> Row:
-    module, prior = build("top_prior.yaml")
-    hp, generator = module.hparams, torch.Generator().manual_seed(seed)
-    cond_top = random_codes((batch_size, *hp.cond_top_shape), hp.num_top_codes, generator)
-    cond_bottom = random_codes((batch_size, *hp.cond_bottom_shape), hp.num_bottom_codes, generator)
-    num_slices, height, width = module.num_predicted_slices, *hp.top_shape[1:]
+    spec, prior = build("top_prior.yaml")
+    generator = torch.Generator().manual_seed(seed)
+    given_top = random_codes((batch_size, *spec.given_top_shape), spec.num_top_codes, generator)
+    given_bottom = random_codes((batch_size, *spec.given_bottom_shape), spec.num_bottom_codes, generator)
+    num_slices, height, width = spec.num_future_top_slices, *spec.top_shape[1:]
     positions = num_slices * height * width
 
     def sample(sampler):
-        return sampler.sample_top(prior, cond_top, cond_bottom, num_slices, OPTIONS, torch.Generator().manual_seed(seed))
+        return sampler.sample_top(prior, given_top, given_bottom, num_slices, OPTIONS,
+                                  torch.Generator().manual_seed(seed))
 
     sample(NaiveSampler(max_positions=1))  # warm-up (allocator, kernels)
     naive_s, naive_codes = timed(lambda: sample(NaiveSampler(max_positions=prefix)))
     cached_s, codes = timed(lambda: sample(get_sampler("cached")))
     with torch.no_grad():
-        forward_s, logits = timed(lambda: prior(codes, cond_top, cond_bottom))
-        cond = prior.condition(cond_top, cond_bottom, num_slices)
-        cached_logits = top_cached_logits(prior, codes, cond)
+        forward_s, logits = timed(lambda: prior(codes, given_top, given_bottom))
+        cond = prior.condition(given_top, given_bottom, num_slices)
+        cached_logits = teacher_forced_logits(prior.pixelcnn, codes, cond)
     uniforms = sampling_uniforms(batch_size, num_slices, height, width, torch.Generator().manual_seed(seed), "cpu")
     prefix_equal = torch.equal(naive_codes.flatten(1)[:, :prefix], codes.flatten(1)[:, :prefix])
     error = (cached_logits - logits).abs().max().item()
@@ -96,26 +95,29 @@ def bench_top(batch_size: int, prefix: int, seed: int) -> Row:
 
 
 def bench_bottom(batch_size: int, prefix: int, seed: int) -> Row:
-    module, prior = build("bottom_prior.yaml")
-    hp, generator = module.hparams, torch.Generator().manual_seed(seed)
-    top_codes = random_codes((batch_size, *hp.top_shape), hp.num_top_codes, generator)
-    cond_bottom = random_codes((batch_size, hp.num_given_slices, *hp.bottom_shape[1:]), hp.num_codes, generator)
-    num_slices, height, width = hp.bottom_shape[0] - hp.num_given_slices, *hp.bottom_shape[1:]
+    spec, prior = build("bottom_prior.yaml")
+    generator = torch.Generator().manual_seed(seed)
+    top_codes = random_codes((batch_size, *spec.top_shape), spec.num_top_codes, generator)
+    given_bottom = random_codes((batch_size, *spec.given_bottom_shape), spec.num_bottom_codes, generator)
+    first, num_slices = spec.given_bottom_shape[0], spec.num_future_bottom_slices
+    height, width = spec.bottom_shape[1:]
     positions = num_slices * height * width
 
     def sample(sampler):
-        return sampler.sample_bottom(prior, top_codes, cond_bottom, num_slices, OPTIONS, torch.Generator().manual_seed(seed))
+        return sampler.sample_bottom(prior, top_codes, given_bottom, num_slices, OPTIONS,
+                                     torch.Generator().manual_seed(seed))
 
     sample(NaiveSampler(max_positions=1))
     naive_s, naive_codes = timed(lambda: sample(NaiveSampler(max_positions=prefix)))
     cached_s, codes = timed(lambda: sample(get_sampler("cached")))
-    future = codes[:, hp.num_given_slices:]  # (B, 6, Hb, Wb)
+    future = codes[:, first:]  # (B, 6, Hb, Wb)
     with torch.no_grad():
-        forward_s, logits = timed(lambda: slice_logits(prior, codes, top_codes, hp.num_given_slices))
-        conds = [prior.condition(top_codes, codes, slice_index(batch_size, n)) for n in range(hp.num_given_slices, codes.shape[1])]
-        cached_logits = torch.stack([bottom_cached_logits(prior, future[:, i], c) for i, c in enumerate(conds)], 2)
+        forward_s, logits = timed(lambda: slice_logits(prior, codes, top_codes, first))
+        conds = [prior.condition(top_codes, codes, slice_index(batch_size, n)) for n in range(first, codes.shape[1])]
+        cached_logits = torch.stack(
+            [teacher_forced_logits(prior.pixelcnn, future[:, i : i + 1], cond[:, :, None])[:, :, 0]
+             for i, cond in enumerate(conds)], 2)  # fmt: skip
     uniforms = sampling_uniforms(batch_size, num_slices, height, width, torch.Generator().manual_seed(seed), "cpu")
-    first = hp.num_given_slices
     prefix_equal = torch.equal(naive_codes[:, first].flatten(1)[:, :prefix], future[:, 0].flatten(1)[:, :prefix])
     error = (cached_logits - logits).abs().max().item()
     identical = prefix_equal and error < 1e-4 and torch.equal(repicked(logits, uniforms), future)
@@ -129,12 +131,13 @@ def slice_index(batch_size: int, n: int) -> torch.Tensor:
 def slice_logits(prior, bottom_codes, top_codes, first) -> torch.Tensor:
     """Teacher-forced logits of every future slice: (B, K, Tb - first, Hb, Wb), one prior pass per slice."""
     batch_size = bottom_codes.shape[0]
-    return torch.stack([prior(bottom_codes, top_codes, slice_index(batch_size, n)) for n in range(first, bottom_codes.shape[1])], 2)
+    slices = range(first, bottom_codes.shape[1])
+    return torch.stack([prior(bottom_codes, top_codes, slice_index(batch_size, n)) for n in slices], 2)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-size", type=int, default=4, help="videos sampled at once (issue 8: 4)")
+    parser.add_argument("--batch-size", type=int, default=4, help="videos sampled at once")
     parser.add_argument("--prefix", type=int, default=8, help="positions of the plain sampler actually timed")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on a shared 2-core CPU)")
     parser.add_argument("--seed", type=int, default=0)

@@ -1,10 +1,11 @@
-"""Exact cached incremental sampling of the top prior (issue 8): the `cached` sampler's top half.
+"""Exact cached incremental sampling: the `cached` sampler, for both priors (they share the `GatedPixelCNN`).
 
 A causal network never changes a finished activation, so generating position p needs only p's own new
-activations. For a volume being generated (`TopPriorCache`), with every stream kept in a preallocated,
-zero-padded, channels-last volume per layer:
+activations. For a volume being generated (`PixelCNNCache`: the top prior's future slices, or one bottom
+slice), with every stream kept in a preallocated, zero-padded, channels-last volume per layer:
 
-- conditioning stack: once per volume; its per-layer projections once per row;
+- conditioning: computed by the prior once per volume (top) or slice (bottom); its per-layer projections
+  once per row;
 - vertical stacks (rows above / past slices only): once per row, for the whole row (`start_row`);
 - horizontal stacks: the taps into past slices, the vertical → horizontal link and the conditioning are
   summed once per row; per position only the present-row taps (columns to the left and the current one)
@@ -13,9 +14,9 @@ zero-padded, channels-last volume per layer:
   query attends to the cached prefix.
 
 Per position the Python work is constant (a few small matmuls per layer); only the attention kernels
-grow with the prefix. Logits equal the teacher-forced `TopPrior.logits` to float rounding and, with the
-uniforms drawn up front in the naive sampler's layout, codes are bit-identical to the naive sampler's
-(tests/test_top_prior_cached.py). Works on any device the prior is on.
+grow with the prefix. Logits equal the teacher-forced `GatedPixelCNN.logits` to float rounding and, with the
+uniforms drawn up front in the shared layout (`sampling_uniforms`), codes are bit-identical to the naive
+sampler's. Works on any device the prior is on.
 """
 
 from __future__ import annotations
@@ -24,16 +25,10 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from vqvideo.models.pixelcnn import CausalMaskedConv3d, GatedLayer3d
-from vqvideo.models.top_prior import TopPrior, sinusoidal_positions
-from vqvideo.sampling.base import SamplingOptions, pick_codes
-from vqvideo.sampling.naive import sampling_uniforms
-
-
-def _gate_last(pre_activation: torch.Tensor) -> torch.Tensor:
-    """`gate` on channels-last features: (..., 2C) → (..., C)."""
-    content, gate_logits = pre_activation.chunk(2, dim=-1)
-    return torch.tanh(content) * torch.sigmoid(gate_logits)
+from vqvideo.models.attention import sinusoidal_positions
+from vqvideo.models.layers import gate
+from vqvideo.models.pixelcnn import CausalMaskedConv3d, GatedLayer, GatedPixelCNN
+from vqvideo.sampling.base import ChooseCode, Sampler, generation_order
 
 
 def _linear_of(conv: torch.nn.Conv3d) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -62,12 +57,12 @@ class _RowConv:
 
 
 class _GatedLayerSteps:
-    """One `GatedLayer3d` evaluated incrementally: vertical stream per row, horizontal stream per position.
+    """One `GatedLayer` evaluated incrementally: vertical stream per row, horizontal stream per position.
 
     Weights are masked, flattened and transposed once, so a position costs two small matmuls and the gate.
     """
 
-    def __init__(self, layer: GatedLayer3d) -> None:
+    def __init__(self, layer: GatedLayer) -> None:
         self.vertical_conv = _RowConv(layer.vertical_conv, slice(None), with_bias=True)
         self.horizontal_past = _RowConv(layer.horizontal_conv, slice(0, -1), with_bias=False)
         self.num_present_taps = layer.horizontal_conv.kernel_size[2] // 2 + 1  # columns left of x, and x
@@ -80,13 +75,12 @@ class _GatedLayerSteps:
         self.vertical_out = _linear_of(layer.vertical_out)
         self.horizontal_out_t = layer.horizontal_out.weight.flatten(1).t()
         self.horizontal_out_bias = layer.horizontal_out.bias
-        self.residual_channels = present.shape[0] // 2
 
     def vertical_row(self, vertical_row: torch.Tensor, vertical: torch.Tensor, cond_row: torch.Tensor, t: int, y: int):
         """Next vertical stream's row y of slice t: (B, W, C). vertical: (B, T', H', W', C) padded input stream,
         whose row y is vertical_row (B, W, C) (the residual); cond_row (B, W, C_cond)."""
         pre = self.vertical_conv(vertical, t, y) + F.linear(cond_row, self.vertical_cond)
-        return vertical_row + F.linear(_gate_last(pre), *self.vertical_out)
+        return vertical_row + F.linear(gate(pre, dim=-1), *self.vertical_out)
 
     def horizontal_row_base(self, horizontal: torch.Tensor, next_vertical_row, cond_row, t: int, y_padded: int):
         """The part of row y's horizontal pre-activation that does not depend on row y itself: past-slice taps,
@@ -103,50 +97,48 @@ class _GatedLayerSteps:
         row: (B, W', C) padded input-stream row (holds `current` (B, C) at padded column x + taps - 1);
         base: (B, 2R) from `horizontal_row_base`."""
         pre = torch.addmm(base, row[:, x : x + self.num_present_taps].flatten(1), self.present_t)
-        residual = self.residual_channels
-        gated = torch.tanh(pre[:, :residual]) * torch.sigmoid(pre[:, residual:])
+        gated = gate(pre, dim=-1)
         return torch.add(torch.addmm(current, gated, self.horizontal_out_t), self.horizontal_out_bias, out=out)
 
 
-class TopPriorCache:
-    """The activations of one top volume being generated, and the step functions that extend them.
+class PixelCNNCache:
+    """The activations of one volume being generated by a `GatedPixelCNN`, and the steps that extend them.
 
-    prior: a `TopPrior` in eval mode. cond_features: (B, C_cond, T, H, W) from `prior.condition`.
+    pixelcnn: in eval mode (dropout off). cond: (B, C_cond, T, H, W) conditioning features from the prior.
     Use per row (t, y): `start_row(t, y)`, then per column x: `position_logits(x)` → (B, K) and
     `write_codes(x, codes (B,) int64)`. Rows and columns must be visited in generation order.
     """
 
-    def __init__(self, prior: TopPrior, cond_features: torch.Tensor) -> None:
-        if prior.training:
+    def __init__(self, pixelcnn: GatedPixelCNN, cond: torch.Tensor) -> None:
+        if pixelcnn.training:
             raise ValueError("cached sampling needs the prior in eval mode (dropout off): call prior.eval()")
-        batch_size, _, num_slices, height, width = cond_features.shape
-        kt, kh, kw = prior.vertical_input.kernel_size
+        batch_size, _, num_slices, height, width = cond.shape
+        kt, kh, kw = pixelcnn.vertical_input.kernel_size
         self.pad_t, self.pad_y, self.pad_x = kt - 1, kh // 2, kw // 2
-        self.prior, self.width, self.height = prior, width, height
-        shape = (batch_size, num_slices + self.pad_t, height + 2 * self.pad_y, width + 2 * self.pad_x, prior.channels)
-        self.embedded = cond_features.new_zeros(shape)
-        self.vertical = [cond_features.new_zeros(shape) for _ in prior.layers]  # input stream of each layer
-        self.horizontal = [cond_features.new_zeros(shape) for _ in prior.layers]
-        self.cond = rearrange(cond_features, "b c t h w -> b t h w c")
-        self.layers = [_GatedLayerSteps(layer) for layer in prior.layers]
-        self.vertical_input = _RowConv(prior.vertical_input, slice(None), with_bias=True)
-        self.horizontal_input_past = _RowConv(prior.horizontal_input, slice(0, -1), with_bias=False)
+        self.pixelcnn, self.width, self.height = pixelcnn, width, height
+        channels = pixelcnn.hidden_channels
+        shape = (batch_size, num_slices + self.pad_t, height + 2 * self.pad_y, width + 2 * self.pad_x, channels)
+        self.embedded = cond.new_zeros(shape)
+        self.vertical = [cond.new_zeros(shape) for _ in pixelcnn.layers]  # input stream of each layer
+        self.horizontal = [cond.new_zeros(shape) for _ in pixelcnn.layers]
+        self.cond = rearrange(cond, "b c t h w -> b t h w c")
+        self.layers = [_GatedLayerSteps(layer) for layer in pixelcnn.layers]
+        self.vertical_input = _RowConv(pixelcnn.vertical_input, slice(None), with_bias=True)
+        self.horizontal_input_past = _RowConv(pixelcnn.horizontal_input, slice(0, -1), with_bias=False)
         self.num_input_taps = kw // 2  # mask A: columns left of x only
-        present = prior.horizontal_input.masked_weight()[:, :, -1, 0, : self.num_input_taps]
+        present = pixelcnn.horizontal_input.masked_weight()[:, :, -1, 0, : self.num_input_taps]
         self.input_present_t = rearrange(present, "o i k -> (k i) o")
-        self.input_link = prior.input_link.weight.flatten(1)
-        self.head = [_linear_of(prior.output_head[1]), _linear_of(prior.output_head[3])]
-        device, dtype = cond_features.device, cond_features.dtype
-        self.positions = sinusoidal_positions(num_slices, height, width, prior.channels, device, dtype)  # (N, C)
-        self.attention: dict[int, tuple] = {}
-        for index in range(len(prior.layers)):
-            block = prior.attention_after(index)
-            if block is not None:
-                num_positions = num_slices * height * width
-                cache = block.attention.new_cache(batch_size, num_positions, cond_features.device, cond_features.dtype)
-                self.attention[index] = (block, cache)
+        self.input_link = pixelcnn.input_link.weight.flatten(1)
+        self.head = [_linear_of(pixelcnn.output_head[1]), _linear_of(pixelcnn.output_head[3])]
+        self.positions = sinusoidal_positions((num_slices, height, width), channels, cond.device, cond.dtype)
+        num_positions = num_slices * height * width
+        self.attention = {
+            index: (block, block.attention.new_cache(batch_size, num_positions, cond.device, cond.dtype))
+            for index in pixelcnn.attention_after
+            for block in [pixelcnn.attention_block(index)]
+        }
         # embedding of the code before the next position (the attention's shifted input): (B, C)
-        self.previous_embedding = cond_features.new_zeros(batch_size, prior.channels)
+        self.previous_embedding = cond.new_zeros(batch_size, channels)
         self.row_bases: list[torch.Tensor] = []
         self.rows: list[torch.Tensor] = []  # padded rows (B, W', C) of the current row: codes, then layer inputs
         self.row_start = 0  # flattened position of the current row's column 0
@@ -160,8 +152,10 @@ class TopPriorCache:
         cond_row = self.cond[:, t, y]  # (B, W, C_cond)
         columns = slice(self.pad_x, self.pad_x + self.width)
         vertical = self.vertical_input(self.embedded, t, y)  # (B, W, C): rows above / past slices of the codes
-        base = F.linear(vertical, self.input_link) + self.horizontal_input_past(self.embedded, t, y + self.pad_y)
-        self.row_bases = [(base + self.prior.horizontal_input.bias).transpose(0, 1).contiguous()]
+        base = F.linear(vertical, self.input_link)
+        if self.horizontal_input_past.num_slices:
+            base = base + self.horizontal_input_past(self.embedded, t, y + self.pad_y)
+        self.row_bases = [(base + self.pixelcnn.horizontal_input.bias).transpose(0, 1).contiguous()]
         for index, layer in enumerate(self.layers):
             self._row(self.vertical[index], t, y)[:, columns] = vertical
             next_vertical = layer.vertical_row(vertical, self.vertical[index], cond_row, t, y)
@@ -194,48 +188,40 @@ class TopPriorCache:
 
     def write_codes(self, x: int, codes: torch.Tensor) -> None:
         """Record the codes (B,) int64 chosen at column x of the current row."""
-        embedding = self.prior.code_embedding(codes)  # (B, C)
+        embedding = self.pixelcnn.code_embedding(codes)  # (B, C)
         self.rows[0][:, x + self.pad_x] = embedding
         self.previous_embedding = embedding
 
 
+class CachedSampler(Sampler):
+    """Exact incremental sampling with a `PixelCNNCache` per volume: same codes as `NaiveSampler`, far faster."""
+
+    name = "cached"
+
+    @torch.no_grad()
+    def generate(self, pixelcnn: GatedPixelCNN, cond: torch.Tensor, choose_code: ChooseCode, desc: str) -> torch.Tensor:
+        """Codes (B, T, H, W) int64; cond (B, C_cond, T, H, W) float."""
+        batch_size, _, num_slices, height, width = cond.shape
+        cache = PixelCNNCache(pixelcnn, cond)
+        codes = torch.zeros((batch_size, num_slices, height, width), dtype=torch.long, device=cond.device)
+        for t, y, x in generation_order(num_slices, height, width, self.progress, desc):
+            if x == 0:
+                cache.start_row(t, y)
+            chosen = choose_code(t, y, x, cache.position_logits(x))
+            codes[:, t, y, x] = chosen
+            cache.write_codes(x, chosen)
+        return codes
+
+
 @torch.no_grad()
-def teacher_forced_logits(prior: TopPrior, target_top: torch.Tensor, cond_features: torch.Tensor) -> torch.Tensor:
-    """The cached path fed the true codes: target_top (B, Tp, Ht, Wt) int64 → logits (B, K, Tp, Ht, Wt),
-    equal to `prior.logits(target_top, cond_features)` up to float rounding (the exactness test)."""
-    cache = TopPriorCache(prior, cond_features)
-    num_slices, height, width = target_top.shape[1:]
-    logits = cond_features.new_zeros(target_top.shape[0], prior.num_codes, num_slices, height, width)
-    for t in range(num_slices):
-        for y in range(height):
-            cache.start_row(t, y)
-            for x in range(width):
-                logits[:, :, t, y, x] = cache.position_logits(x)
-                cache.write_codes(x, target_top[:, t, y, x])
+def teacher_forced_logits(pixelcnn: GatedPixelCNN, codes: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """The cached path fed the true codes: codes (B, T, H, W) int64, cond (B, C_cond, T, H, W) → logits
+    (B, K, T, H, W), equal to `pixelcnn.logits(codes, cond)` up to float rounding (exactness tests, benchmarks)."""
+    logits = cond.new_zeros(codes.shape[0], pixelcnn.num_codes, *codes.shape[1:])
+
+    def record(t: int, y: int, x: int, position_logits: torch.Tensor) -> torch.Tensor:
+        logits[:, :, t, y, x] = position_logits
+        return codes[:, t, y, x]
+
+    CachedSampler().generate(pixelcnn, cond, record, "teacher forcing")
     return logits
-
-
-@torch.no_grad()
-def sample_top(
-    prior: TopPrior,
-    cond_top: torch.Tensor,
-    cond_bottom: torch.Tensor,
-    num_slices: int,
-    options: SamplingOptions,
-    generator: torch.Generator | None,
-) -> torch.Tensor:
-    """The `Sampler.sample_top` of the cached sampler: cond_top (B, Tc, Ht, Wt) int64, cond_bottom
-    (B, Tcb, Hb, Wb) int64 → future top codes (B, num_slices, Ht, Wt) int64, bit-identical to the naive
-    sampler's for the same generator state."""
-    batch_size, _, height, width = cond_top.shape
-    uniforms = sampling_uniforms(batch_size, num_slices, height, width, generator, cond_top.device)
-    cache = TopPriorCache(prior, prior.condition(cond_top, cond_bottom, num_slices))
-    codes = cond_top.new_zeros((batch_size, num_slices, height, width))
-    for t in range(num_slices):
-        for y in range(height):
-            cache.start_row(t, y)
-            for x in range(width):
-                chosen = pick_codes(cache.position_logits(x), uniforms[:, t, y, x], options)
-                codes[:, t, y, x] = chosen
-                cache.write_codes(x, chosen)
-    return codes
