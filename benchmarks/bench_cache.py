@@ -27,10 +27,10 @@ import numpy as np
 import torch
 import yaml
 
-from vqvideo.cache import precompute
+from vqvideo import precompute
 from vqvideo.cache.manifest import CODE_ARRAYS, read_manifest
 from vqvideo.cache.shards import open_shard
-from vqvideo.data.codes import TARGET_ARRAYS, CodesDataModule, splice_codes
+from vqvideo.cache.dataset import TARGET_ARRAYS, CodesDataModule, splice_codes
 
 DEMO_VQVAE_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "demo" / "vqvae.yaml"
 
@@ -57,12 +57,18 @@ def demo_checkpoint(workdir: Path) -> Path:
     from vqvideo.lit.vqvae_module import VQVAEModule
 
     init_args = yaml.safe_load(DEMO_VQVAE_CONFIG.read_text())["model"]["init_args"]
-    module = VQVAEModule(**init_args)
+    module = VQVAEModule(**init_args, clip_shape=demo_clip_shape())
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
     trainer.strategy.connect(module)
     trainer.save_checkpoint(workdir / "vqvae.ckpt")
     return workdir / "vqvae.ckpt"
+
+
+def demo_clip_shape() -> tuple[int, int, int]:
+    """(frames, height, width) of the demo VQ-VAE's training clips, from its YAML's data section."""
+    data = yaml.safe_load(DEMO_VQVAE_CONFIG.read_text())["data"]["init_args"]
+    return data["num_frames"], data["resolution"], data["resolution"]
 
 
 def batch_rates(sources: dict, num_batches: int, rounds: int = 10) -> dict[str, float]:
@@ -92,10 +98,10 @@ def cache_batches(cache_dir: Path, args, in_memory: bool = False):
 def prior_batch(codes: dict[str, torch.Tensor], target: str, num_given_top: int, slice_range: tuple[int, int]):
     """Raw codes (B, ...) int64 -> the batch CodesDataModule gives for `target`."""
     if target == "top":
-        return {"cond_top": codes["cond_top"], "cond_bottom": codes["cond_bottom"],
+        return {"given_top": codes["given_top"], "given_bottom": codes["given_bottom"],
                 "target_top": codes["top"][:, num_given_top:]}
-    return {"top_codes": splice_codes(codes["cond_top"], codes["top"]),
-            "bottom_codes": splice_codes(codes["cond_bottom"], codes["bottom"]),
+    return {"top_codes": splice_codes(codes["given_top"], codes["top"]),
+            "bottom_codes": splice_codes(codes["given_bottom"], codes["bottom"]),
             "slice_index": torch.randint(*slice_range, (codes["top"].shape[0],))}
 
 
@@ -105,29 +111,30 @@ def tensor_batches(cache_dir: Path, args):
     rows = [manifest.locations[p] for p in manifest.split_positions("train")]
     codes = {name: torch.from_numpy(np.stack([shards[s][name][r] for s, r in rows]).astype(np.int64))
              for name in TARGET_ARRAYS[args.target]}
-    slice_range = (spec.cond_bottom_shape[0], spec.bottom_shape[0])
+    slice_range = (spec.given_bottom_shape[0], spec.bottom_shape[0])
     while True:
         for batch_rows in torch.randperm(len(rows)).split(args.batch_size):
-            yield prior_batch({n: v[batch_rows] for n, v in codes.items()}, args.target, spec.cond_top_shape[0],
+            yield prior_batch({n: v[batch_rows] for n, v in codes.items()}, args.target, spec.given_top_shape[0],
                               slice_range)
 
 
 def on_the_fly_batches(checkpoint: Path, args):
     from vqvideo.data.datamodule import KineticsDataModule
     from vqvideo.lit.vqvae_module import load_vqvae
-    from vqvideo.models.vqvae import encode_given_frames
+    from vqvideo.models.vqvae import NUM_GIVEN_FRAMES, encode_given_frames
 
     vqvae = load_vqvae(checkpoint).to(args.device)
-    dm = KineticsDataModule(None, num_frames=16, resolution=64, batch_size=args.batch_size,
+    num_frames, resolution, _ = clip_shape = demo_clip_shape()
+    dm = KineticsDataModule(None, num_frames=num_frames, resolution=resolution, batch_size=args.batch_size,
                             num_workers=args.num_workers, random_flip=True, progress=False)
     dm.setup("fit")
-    top_shape, bottom_shape = vqvae.latent_shapes(16, 64, 64)
+    top_shape, bottom_shape = vqvae.latent_shapes(*clip_shape)
     while True:
         for batch in dm.train_dataloader():
             with torch.inference_mode():
                 video = batch["video"].to(args.device)
-                full, given = vqvae.encode(video), encode_given_frames(vqvae, video, 4)
-            codes = {"top": full.top, "bottom": full.bottom, "cond_top": given.top, "cond_bottom": given.bottom}
+                full, given = vqvae.encode(video), encode_given_frames(vqvae, video, NUM_GIVEN_FRAMES)
+            codes = {"top": full.top, "bottom": full.bottom, "given_top": given.top, "given_bottom": given.bottom}
             yield prior_batch({n: v.cpu() for n, v in codes.items()}, args.target, given.top.shape[1],
                               (given.bottom.shape[1], bottom_shape[0]))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from tiny_models import tiny_vqvae_config
 
 from vqvideo.cache.manifest import CODE_ARRAYS, read_manifest
 from vqvideo.cache.shards import open_shard
@@ -16,13 +17,14 @@ from vqvideo.data.video import read_clip
 from vqvideo.lit.vqvae_module import VQVAEModule
 
 NUM_FRAMES, RESOLUTION = 8, 32  # total strides (4, 8, 8): top (2,4,4), bottom (4,8,8); 4 given: (1,4,4), (2,8,8)
+TINY_VQVAE = tiny_vqvae_config(hidden_channels=8, residual_channels=4, num_top_codes=16, num_bottom_codes=16,
+                               code_dim=4)
 
 
 def save_tiny_vqvae(path: Path, seed: int = 0) -> Path:
     """A 16-code VQ-VAE whose codebooks are initialised from real clips (so codes vary), saved by a Trainer."""
     torch.manual_seed(seed)
-    module = VQVAEModule(hidden_channels=8, residual_channels=4, num_residual_layers=1, num_top_codes=16,
-                         num_bottom_codes=16, code_dim=4, num_frames=NUM_FRAMES, resolution=RESOLUTION)
+    module = VQVAEModule(vqvae=TINY_VQVAE, clip_shape=(NUM_FRAMES, RESOLUTION, RESOLUTION))
     clips = torch.stack([read_clip(str(p), 10 + seed, NUM_FRAMES, 1, RESOLUTION) for p in embedded_clips()])
     with torch.no_grad():
         module.train().vqvae(clips)  # data_init: codebooks from these clips' latents
@@ -34,11 +36,12 @@ def save_tiny_vqvae(path: Path, seed: int = 0) -> Path:
 
 
 def precompute_args(checkpoint: Path, out: Path, index_dir: Path, *extra: str) -> list[str]:
-    """9 clips: one window per video and split, train clips also mirrored; 2 per batch, 4 per shard."""
-    return ["--vqvae", str(checkpoint), "--out", str(out), "--data.num_frames", str(NUM_FRAMES),
-            "--data.max_clips_per_video", "1", "--data.random_flip", "true", "--data.batch_size", "2",
-            "--data.num_workers", "0", "--data.index_cache_dir", str(index_dir), "--rows_per_shard", "4",
-            "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", *extra]
+    """9 clips of the checkpoint's clip shape: one window per video and split, train clips also mirrored; 2 per
+    batch, 4 per shard."""
+    return ["--vqvae", str(checkpoint), "--out", str(out), "--data.max_clips_per_video", "1",
+            "--data.random_flip", "true", "--data.batch_size", "2", "--data.num_workers", "0",
+            "--data.index_cache_dir", str(index_dir), "--rows_per_shard", "4", "--trainer.accelerator", "cpu",
+            "--trainer.enable_progress_bar", "false", *extra]
 
 
 def cache_content(cache_dir: Path) -> dict[int, tuple[dict, dict[str, np.ndarray]]]:
@@ -62,22 +65,24 @@ def assert_same_content(expected: dict, actual: dict) -> None:
 
 def assert_codes_match_vqvae(cache_dir: Path, checkpoint: Path, batch_size: int = 2) -> None:
     """Every cached clip's codes equal `vqvae.encode` of that clip read by `read_clip` (center crop, its flip),
-    and its cond codes equal `encode_given_frames` of its first 4 frames (the function prediction calls).
+    and its given codes equal `encode_given_frames` of its first frames, as many as the manifest records (the function
+    prediction calls).
     Encoded in batches of the precompute's batch size: kernels (and so rounding at near-ties) depend on it."""
     from vqvideo.lit.vqvae_module import load_vqvae
     from vqvideo.models.vqvae import encode_given_frames
 
     vqvae = load_vqvae(checkpoint)
     content = cache_content(cache_dir)
+    num_given = read_manifest(cache_dir).code_spec.num_given_frames
     records = [content[i][0] for i in sorted(content)]
     videos = torch.stack([read_clip(r["video_path"], r["start_frame"], r["num_frames"], r["frame_stride"],
                                     RESOLUTION, crop="center", flip=r["flip"]) for r in records])
     padding = (-len(videos)) % batch_size
     videos = torch.cat([videos, videos[-1:].expand(padding, *videos.shape[1:])])
-    expected = {"top": [], "bottom": [], "cond_top": [], "cond_bottom": []}
+    expected = {"top": [], "bottom": [], "given_top": [], "given_bottom": []}
     with torch.no_grad():
         for chunk in videos.split(batch_size):
-            full, given = vqvae.encode(chunk), encode_given_frames(vqvae, chunk, 4)
+            full, given = vqvae.encode(chunk), encode_given_frames(vqvae, chunk, num_given)
             for name, codes in zip(expected, (full.top, full.bottom, given.top, given.bottom)):
                 expected[name].append(codes)
     expected = {name: torch.cat(codes) for name, codes in expected.items()}

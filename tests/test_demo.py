@@ -25,19 +25,28 @@ class FakeStages:
         if stage == "precompute":
             (self.out / "codes").mkdir(parents=True, exist_ok=True)
             (self.out / "codes" / "manifest.json").write_text("{}")
-        elif stage == "predict":
-            (self.out / "predictions").mkdir(parents=True, exist_ok=True)
-            (self.out / "predictions" / "bikes_val.gif").write_bytes(b"GIF89a")
-            (self.out / "predictions" / "summary.json").write_text("{}")
+        elif stage in ("predict", "rollout"):
+            folder = Path(self.argument(command, "--out"))
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "bikes_val.gif").write_bytes(b"GIF89a")
+            (folder / "summary.json").write_text("{}")
         else:
             (self.out / f"{stage}.ckpt").write_bytes(stage.encode() * (len(self.ran) + 1))
         return type("Result", (), {"returncode": 0})()
 
     @staticmethod
-    def stage_of(command):
+    def argument(command, name):
+        return next(part.split("=", 1)[1] for part in command if part.startswith(f"{name}="))
+
+    def stage_of(self, command):
         if command[3] == "fit":
             return Path(command[5]).stem
+        if command[3] == "predict":  # predictions/ (16 frames) or rollout/ (--num_frames)
+            return "rollout" if any(part.startswith("--num_frames=") for part in command) else "predict"
         return command[3]
+
+    def command_of(self, stage):
+        return next(command for ran_stage, command in self.ran if ran_stage == stage)
 
 
 @pytest.fixture
@@ -53,7 +62,7 @@ def run(monkeypatch, tmp_path):
     return run_demo
 
 
-ALL = ["vqvae", "precompute", "top_prior", "bottom_prior", "predict"]
+ALL = ["vqvae", "precompute", "top_prior", "bottom_prior", "predict", "rollout"]
 
 
 def test_runs_every_stage_then_reuses_them(run, tmp_path):
@@ -62,8 +71,9 @@ def test_runs_every_stage_then_reuses_them(run, tmp_path):
     timings = json.loads((tmp_path / "demo" / "timings.json").read_text())
     assert list(timings["stages"]) == ALL and all(r["status"] == "ran" for r in timings["stages"].values())
     assert fake.ran[0][1][:3] == [demo.sys.executable, "-m", "vqvideo.cli"]
-    predict_command = fake.ran[-1][1]
+    predict_command = fake.command_of("predict")
     assert "--input=embedded:val" in predict_command and f"--out={tmp_path / 'demo' / 'predictions'}" in predict_command
+    assert f"--out={tmp_path / 'demo' / 'rollout'}" in fake.command_of("rollout")
     code, ran, _ = run()
     assert code == 0 and ran == []
     timings = json.loads((tmp_path / "demo" / "timings.json").read_text())
@@ -74,7 +84,7 @@ def test_a_changed_checkpoint_redoes_it_and_everything_after(run, tmp_path):
     run()
     (tmp_path / "demo" / "top_prior.ckpt").write_bytes(b"from an interrupted run")
     code, ran, fake = run()
-    assert code == 0 and ran == ["top_prior", "bottom_prior", "predict"]
+    assert code == 0 and ran == ["top_prior", "bottom_prior", "predict", "rollout"]
     run()
     (tmp_path / "demo" / "vqvae.ckpt").unlink()
     code, ran, fake = run()
@@ -95,7 +105,7 @@ def test_a_failed_stage_stops_and_resumes_there(run, tmp_path, capsys):
     assert code == 1 and ran == ["vqvae", "precompute", "top_prior"]
     assert "top_prior failed" in capsys.readouterr().err
     code, ran, _ = run()
-    assert ran == ["top_prior", "bottom_prior", "predict"]
+    assert ran == ["top_prior", "bottom_prior", "predict", "rollout"]
 
 
 def test_other_output_folder_gets_rewritten_configs(run, tmp_path):

@@ -1,4 +1,5 @@
-"""`vqvideo describe`: paper-config numbers (§1, §3.1) and clear errors; every VQ-VAE YAML parses via the CLI."""
+"""`vqvideo describe`: paper-config numbers (§1, §3.1), clear errors, every experiment config (bench included) with
+its data facts from the DataModule or, for a prior without a code cache, from the VQ-VAE config beside it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from vqvideo.describe import main
 
@@ -46,3 +48,35 @@ def test_vqvae_yaml_parses_through_the_cli(config):
     with pytest.raises(SystemExit) as exit_info:  # --print_config validates every key, then exits 0
         build_cli(["fit", "--config", str(config), "--print_config"])
     assert exit_info.value.code in (0, None)
+
+
+LIGHTNING_CONFIGS = sorted(p for p in (ROOT / "experiments").rglob("*.yaml") if "model:" in p.read_text())
+
+
+@pytest.mark.parametrize("config", LIGHTNING_CONFIGS, ids=lambda p: p.relative_to(ROOT / "experiments").as_posix())
+def test_describe_works_on_every_config(config, capsys, monkeypatch, tmp_path):
+    """Run where no code cache exists: a prior's latent facts then come from the VQ-VAE config beside it."""
+    monkeypatch.chdir(tmp_path)
+    info = run_json(capsys, config)
+    assert info["model"] == yaml.safe_load(config.read_text())["model"]["class_path"]
+    assert info["params"] > 0 and info["gflops_per_clip"] > 0
+    if config.stem == "vqvae":
+        assert info["data_facts_from"] == f"the DataModule of {config}"
+    else:
+        assert info["data_facts_from"] == f"{config.with_name('vqvae.yaml')} (no code cache yet)"
+    expected = {"bench/top_prior.yaml": [3, 32, 32], "kinetics600_256/top_prior.yaml": [3, 32, 32],
+                "demo/top_prior.yaml": [3, 8, 8]}
+    name = config.relative_to(ROOT / "experiments").as_posix()
+    if name in expected:
+        assert info["predicted_shape"] == expected[name]
+    if name == "bench/bottom_prior.yaml":
+        assert info["bottom_shape"] == [8, 64, 64] and info["attention_after_layers"] == [5, 10, 15, 20]
+
+
+def test_a_priors_vqvae_config_can_be_named(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    prior = ROOT / "experiments/demo/top_prior.yaml"
+    assert main(["--config", str(prior), "--vqvae_config", str(ROOT / "experiments/kinetics600_256/vqvae.yaml"),
+                 "--json"]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert info["predicted_shape"] == [3, 32, 32] and "kinetics600_256/vqvae.yaml" in info["data_facts_from"]

@@ -36,3 +36,21 @@ def test_written_files_get_the_umask_mode_not_0600(tmp_path):
 def test_unsorted_json_keeps_order(tmp_path):
     path = atomic_write_json(tmp_path / "t.json", {"vqvae": 1, "predict": 2}, sort_keys=False)
     assert list(read_json(path)) == ["vqvae", "predict"]
+
+
+def test_disk_full_becomes_one_message_and_other_errors_pass_through(tmp_path):
+    import errno
+
+    import pytest
+
+    from vqvideo.files import DiskFullError, explain_disk_full
+
+    with pytest.raises(DiskFullError) as caught:
+        with explain_disk_full(tmp_path / "out", 3.5e9, "the predictions"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    message = str(caught.value)
+    assert f"of {tmp_path / 'out'} while writing the predictions (about 3.5 GB needed" in message
+    assert "free" in message and "run the same command again" in message
+    with pytest.raises(PermissionError):
+        with explain_disk_full(tmp_path, 1, "x"):
+            raise PermissionError(errno.EACCES, "denied")

@@ -7,49 +7,28 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_models import (CLIP_SHAPE, TINY_SPEC, save_checkpoint, tiny_bottom_module, tiny_code_spec, tiny_top_module,
+                         tiny_vqvae_module)
 
 from vqvideo.cli import main as vqvideo_main
-from vqvideo.lit.bottom_prior_module import BottomPriorModule
-from vqvideo.lit.top_prior_module import TopPriorModule
-from vqvideo.lit.vqvae_module import VQVAEModule
-from vqvideo.sampling.panels import GAP, HEADER_HEIGHT, prediction_panel
-from vqvideo.sampling.pipeline import PredictionModels, predict_video
+from vqvideo.panels import FOOTER_HEIGHT, GAP, HEADER_HEIGHT
 from vqvideo.sampling import SamplingOptions, get_sampler
+from vqvideo.sampling.pipeline import PredictionModels, predict_video
 
-NUM_CODES, RESOLUTION, NUM_FRAMES = 16, 32, 16  # → top (4, 4, 4), bottom (8, 8, 8); given: (1, 4, 4), (2, 8, 8)
-TOP_SHAPE, BOTTOM_SHAPE = (4, 4, 4), (8, 8, 8)
+NUM_FRAMES, RESOLUTION = CLIP_SHAPE[0], CLIP_SHAPE[1]
+TOP_SHAPE, BOTTOM_SHAPE = TINY_SPEC.top_shape, TINY_SPEC.bottom_shape  # given: (1, 4, 4), (2, 8, 8)
 DISPLAY_SCALE = 128 // RESOLUTION  # predict upscales panels below 128 px
-
-
-def save_checkpoint(module, path: Path, datamodule_hparams: dict | None = None) -> Path:
-    """What Lightning's ModelCheckpoint stores and `load_stage` reads: weights and constructor arguments."""
-    checkpoint = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
-    if datamodule_hparams:
-        checkpoint["datamodule_hyper_parameters"] = datamodule_hparams
-    torch.save(checkpoint, path)
-    return path
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("checkpoints")
     torch.manual_seed(0)
-    vqvae = VQVAEModule(hidden_channels=16, residual_channels=8, num_residual_layers=1, num_top_codes=NUM_CODES,
-                        num_bottom_codes=NUM_CODES, code_dim=8, num_frames=NUM_FRAMES, resolution=RESOLUTION)
-    latent = dict(top_shape=TOP_SHAPE, bottom_shape=BOTTOM_SHAPE)
-    top = TopPriorModule(num_top_codes=NUM_CODES, num_bottom_codes=NUM_CODES, **latent, cond_top_shape=(1, 4, 4),
-                         cond_bottom_shape=(2, 8, 8), channels=16, residual_channels=16, num_layers=2,
-                         attention_every=1, num_heads=2, cond_embed_channels=8, cond_downsampled_channels=8,
-                         cond_channels=8, cond_residual_channels=8, num_cond_res_blocks=1)
-    bottom = BottomPriorModule(num_codes=NUM_CODES, num_top_codes=NUM_CODES, **latent, num_given_slices=2,
-                               hidden_channels=16, residual_channels=16, num_layers=2, num_attention_layers=1,
-                               num_heads=2, top_embed_dim=8, top_channels=8, bottom_embed_dim=8, window_channels=8,
-                               cond_channels=8, cond_residual_channels=8, num_cond_blocks=1)
     data = {"_class_path": "vqvideo.data.datamodule.KineticsDataModule", "num_frames": NUM_FRAMES,
             "resolution": RESOLUTION, "frame_stride": 1, "val_fraction": 0.2}  # as LightningCLI saves it
-    return {"vqvae": save_checkpoint(vqvae, root / "vqvae.ckpt", data),
-            "top": save_checkpoint(top, root / "top_prior.ckpt"),
-            "bottom": save_checkpoint(bottom, root / "bottom_prior.ckpt")}
+    return {"vqvae": save_checkpoint(tiny_vqvae_module(), root / "vqvae.ckpt", data),
+            "top": save_checkpoint(tiny_top_module(), root / "top_prior.ckpt"),
+            "bottom": save_checkpoint(tiny_bottom_module(), root / "bottom_prior.ckpt")}
 
 
 def write_video(path: Path, num_frames: int, width: int = 48, height: int = 40) -> Path:
@@ -98,14 +77,17 @@ def test_folder_with_short_and_unreadable_videos(checkpoints, videos, tmp_path, 
     panel = RESOLUTION * DISPLAY_SCALE
     for name in ("long", "short"):
         frames = gif_frames(out / f"{name}.gif")
-        assert frames.shape == (NUM_FRAMES, HEADER_HEIGHT + panel, 3 * panel + 2 * GAP, 3)  # [truth | 2 samples]
+        # [truth | 2 samples] under their names, above the footer that marks the prediction's windows
+        assert frames.shape == (NUM_FRAMES, HEADER_HEIGHT + panel + FOOTER_HEIGHT, 3 * panel + 2 * GAP, 3)
         with av.open(str(out / f"{name}.mp4")) as container:
             assert sum(1 for _ in container.decode(video=0)) == NUM_FRAMES
         codes = np.load(out / f"{name}.npz")
-        assert codes["top"].shape == (2, *TOP_SHAPE) and codes["bottom"].shape == (2, *BOTTOM_SHAPE)
-        assert codes["given_top"].shape == (1, 4, 4) and codes["given_bottom"].shape == (2, 8, 8)
-        assert (codes["top"][:, :1] == codes["given_top"]).all()
-        assert (codes["bottom"][:, :2] == codes["given_bottom"]).all()
+        # (samples, windows, ...): one window of 16 frames
+        assert codes["top"].shape == (2, 1, *TOP_SHAPE) and codes["bottom"].shape == (2, 1, *BOTTOM_SHAPE)
+        assert codes["given_top"].shape == (2, 1, *TINY_SPEC.given_top_shape)
+        assert codes["given_bottom"].shape == (2, 1, *TINY_SPEC.given_bottom_shape)
+        assert (codes["top"][:, :, :1] == codes["given_top"]).all()
+        assert (codes["bottom"][:, :, :2] == codes["given_bottom"]).all()
     short = gif_frames(out / "short.gif")[:, HEADER_HEIGHT:, :panel].astype(int)  # ground-truth column
     assert np.abs(short[9] - short[15]).mean() < 1  # padded: the same "no GT" frame
     assert np.abs(short[3] - short[9]).mean() > 10  # real frames differ from the padding
@@ -147,15 +129,28 @@ def test_pipeline_first_frames_are_the_given_frames_reconstruction(checkpoints):
     prediction = predict_video(models, clip, NUM_FRAMES, get_sampler("naive"), SamplingOptions(top_k=1), None)
     assert prediction.video.shape == (2, 3, NUM_FRAMES, RESOLUTION, RESOLUTION)
     given = models.vqvae.encode(clip)
-    assert torch.equal(prediction.codes.top[:, :1], given.top)
-    assert torch.equal(prediction.codes.bottom[:, :2], given.bottom)
-    assert torch.allclose(prediction.video, models.vqvae.decode_codes(*prediction.codes).clamp(-1, 1))
+    top, bottom = prediction.codes.top[:, 0], prediction.codes.bottom[:, 0]  # the one window
+    assert torch.equal(top[:, :1], given.top)
+    assert torch.equal(bottom[:, :2], given.bottom)
+    assert torch.allclose(prediction.video, models.vqvae.decode_codes(top, bottom).clamp(-1, 1))
 
 
-def test_panel_layout_marks_given_and_predicted_frames():
-    truth = np.full((16, 8, 8, 3), 50, np.uint8)
-    samples = np.full((3, 16, 8, 8, 3), 200, np.uint8)
-    panel = prediction_panel(truth, samples, num_given=4)
-    assert panel.shape == (16, HEADER_HEIGHT + 8, 4 * 8 + 3 * GAP, 3)
-    sample_corner = lambda t: tuple(panel[t, HEADER_HEIGHT, 8 + GAP])  # noqa: E731  first sample's top-left
-    assert sample_corner(0) == (40, 200, 70) and sample_corner(4) == (230, 50, 50)  # green given, red predicted
+def test_priors_of_another_vqvae_are_refused(checkpoints, tmp_path, capsys):
+    other = save_checkpoint(tiny_top_module(tiny_code_spec(num_top_codes=32)), tmp_path / "other_top.ckpt")
+    assert predict({**checkpoints, "top": other}, "embedded:val", tmp_path / "out") == 2
+    assert "num_top_codes 32" in capsys.readouterr().err
+
+
+def test_a_full_disk_is_one_message(checkpoints, videos, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import vqvideo.video_io
+
+    def no_space(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(vqvideo.video_io, "atomic_write", no_space)
+    assert predict(checkpoints, videos / "long.mp4", tmp_path / "out") == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith(f"vqvideo predict: no space left on the device of {tmp_path / 'out'}")
+    assert "needed" in message

@@ -6,6 +6,7 @@ Stages, each a subprocess of this Python so its logs stream as they come:
   top_prior     vqvideo fit --config experiments/demo/top_prior.yaml      → <out>/top_prior.ckpt
   bottom_prior  vqvideo fit --config experiments/demo/bottom_prior.yaml   → <out>/bottom_prior.ckpt
   predict       vqvideo predict ... --input embedded:val                  → <out>/predictions/ (MP4, GIF, .npz)
+  rollout       vqvideo predict ... --num_frames 40 --num_samples 1        → <out>/rollout/ (40-frame rollouts)
 Wall time per stage is printed and written to <out>/timings.json. A re-run reuses every stage whose output is
 complete (a training stage: its checkpoint is the one a finished run recorded in timings.json; precompute: the
 cache's manifest.json; predict: predictions/summary.json) and redoes every stage after one that had to run.
@@ -15,7 +16,6 @@ copied to <out>/configs/ with their `outputs/demo` paths rewritten.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -23,8 +23,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+from jsonargparse import ActionYesNo, ArgumentParser, Namespace
 
 from vqvideo.files import atomic_write_json
+from vqvideo.sampling import DEFAULT_SAMPLER, SAMPLER_NAMES
 
 CONFIG_DIR = Path("experiments/demo")
 CONFIG_OUT = "outputs/demo"  # the output folder written in the demo configs
@@ -44,17 +48,19 @@ STAGES = (
     Stage("top_prior", "top_prior.ckpt", "top_prior.ckpt"),
     Stage("bottom_prior", "bottom_prior.ckpt", "bottom_prior.ckpt"),
     Stage("predict", "predictions", "predictions/summary.json"),
+    Stage("rollout", "rollout", "rollout/summary.json"),
 )
+ROLLOUT_FRAMES = 40  # 16 + 2 more windows of 12 new frames each, cut to 40
 CLEANED = [stage.output for stage in STAGES] + ["tb", "configs", TIMINGS_NAME]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vqvideo demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=CONFIG_OUT, help="where every output lands (default outputs/demo)")
-    parser.add_argument("--fresh", action="store_true", help="delete the demo's outputs and redo every stage")
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="vqvideo demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=str, default=CONFIG_OUT, help="where every output lands (default outputs/demo)")
+    parser.add_argument("--fresh", action=ActionYesNo, default=False, help="delete the outputs, redo every stage")
     parser.add_argument("--num_samples", type=int, default=3, help="futures sampled per held-out clip")
-    parser.add_argument("--sampler", choices=("auto", "naive", "cached"), default="auto",
-                        help="auto = cached when available, else naive (identical codes)")
+    parser.add_argument("--sampler", type=Literal[SAMPLER_NAMES], default=DEFAULT_SAMPLER,
+                        help="cached (fast) or naive: identical codes")
     return parser
 
 
@@ -76,28 +82,19 @@ def config_for(stage: str, out: Path) -> Path:
     return copy
 
 
-def choose_sampler(requested: str) -> str:
-    if requested != "auto":
-        return requested
-    from vqvideo.sampling import get_sampler
-
-    try:
-        get_sampler("cached")
-        return "cached"
-    except ValueError:
-        return "naive"
-
-
-def stage_command(stage: str, out: Path, args: argparse.Namespace, overwrite_cache: bool) -> list[str]:
+def stage_command(stage: str, out: Path, args: Namespace, overwrite_cache: bool) -> list[str]:
     cli = [sys.executable, "-m", "vqvideo.cli"]
     if stage == "precompute":
         overwrite = ["--overwrite"] if overwrite_cache else []  # the old cache belongs to the old VQ-VAE
         return cli + ["precompute", "--config", str(config_for(stage, out)), *overwrite]
+    checkpoints = [f"--{name}={out / f'{stage_name}.ckpt'}" for name, stage_name in
+                   (("vqvae", "vqvae"), ("top", "top_prior"), ("bottom", "bottom_prior"))]
     if stage == "predict":
-        checkpoints = [f"--{name}={out / f'{stage_name}.ckpt'}" for name, stage_name in
-                       (("vqvae", "vqvae"), ("top", "top_prior"), ("bottom", "bottom_prior"))]
         return cli + ["predict", *checkpoints, "--input=embedded:val", f"--out={out / 'predictions'}",
-                      f"--num_samples={args.num_samples}", f"--sampler={choose_sampler(args.sampler)}"]
+                      f"--num_samples={args.num_samples}", f"--sampler={args.sampler}"]
+    if stage == "rollout":
+        return cli + ["predict", *checkpoints, "--input=embedded:val", f"--out={out / 'rollout'}",
+                      "--num_samples=1", f"--num_frames={ROLLOUT_FRAMES}", f"--sampler={args.sampler}"]
     return cli + ["fit", "--config", str(config_for(stage, out))]
 
 
@@ -136,7 +133,7 @@ def clean(out: Path) -> None:
             path.unlink()
 
 
-def run_demo(args: argparse.Namespace) -> dict:
+def run_demo(args: Namespace) -> dict:
     out = Path(args.out)
     if args.fresh:
         clean(out)
@@ -174,6 +171,9 @@ def report(timings: dict, out: Path) -> None:
     print(f"[demo] total this run: {timings['total_seconds']:.1f} s (per stage: {out / TIMINGS_NAME})")
     print("[demo] predictions, [ground truth | sample 1 | ...]; green border = given frames, red = predicted:")
     for gif in sorted((out / "predictions").glob("*.gif")):
+        print(f"[demo]   {gif}  {gif.with_suffix('.mp4')}")
+    print(f"[demo] {ROLLOUT_FRAMES}-frame rollouts (yellow border = a new window's first frame):")
+    for gif in sorted((out / "rollout").glob("*.gif")):
         print(f"[demo]   {gif}  {gif.with_suffix('.mp4')}")
     print(f"[demo] TensorBoard logs: {out / 'tb'}  →  tensorboard --logdir {out / 'tb'}")
 

@@ -1,4 +1,4 @@
-"""Atomic file writes and checksums, used by every file vqvideo writes (cache, index, videos, predictions).
+"""Atomic file writes, checksums and full-disk messages, for every file vqvideo writes (cache, index, videos, ...).
 
 A file appears under its final name only once it is complete: it is written to a temporary name in the same
 directory, flushed to disk, then renamed with `os.replace` (atomic on POSIX). A run killed with `kill -9`
@@ -8,12 +8,15 @@ the code cache deletes its leftovers on restart.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
 import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -61,6 +64,16 @@ def atomic_write_json(path: str | Path, payload: Any, sort_keys: bool = True) ->
     return atomic_write_bytes(path, (json.dumps(payload, indent=1, sort_keys=sort_keys) + "\n").encode())
 
 
+def atomic_write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    """`np.savez` of `arrays` via a temp file + fsync + `os.replace`: never a truncated .npz."""
+
+    def write(temp: Path) -> None:
+        with open(temp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    return atomic_write(path, write)
+
+
 def npy_bytes(array: np.ndarray) -> bytes:
     """The exact bytes `np.save` writes for `array` (a memory-mappable .npy)."""
     buffer = io.BytesIO()
@@ -88,3 +101,45 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON ({err}); delete it, or rebuild the cache with --overwrite") from err
+
+
+class DiskFullError(OSError):
+    """A write failed for lack of space; the message names the directory, the space needed and the fix."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+def free_bytes(directory: str | Path) -> int:
+    """Free space of the filesystem holding `directory` (or its nearest existing parent)."""
+    path = Path(directory).resolve()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+@contextmanager
+def explain_disk_full(directory: str | Path, needed_bytes: float | None, what: str,
+                      rerun: str = "run the same command again") -> Iterator[None]:
+    """Turn "No space left on device" raised inside the block into one `DiskFullError` naming `directory`, roughly
+    how much `what` needs (`needed_bytes`, an estimate), how much is free, and what to run after freeing space."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno != errno.ENOSPC or isinstance(error, DiskFullError):
+            raise
+        needed = f"about {human_bytes(needed_bytes)} needed" if needed_bytes else "more space needed"
+        raise DiskFullError(
+            errno.ENOSPC,
+            f"no space left on the device of {directory} while writing {what} ({needed}, "
+            f"{human_bytes(free_bytes(directory))} free): free space there, or choose another output folder, then "
+            f"{rerun}",
+        ) from error

@@ -5,26 +5,28 @@ A cache directory holds:
   run.json                   identity of the run (VQ-VAE checkpoint sha256 + config, clip plan): a restart
                              with other arguments is refused instead of silently mixing two caches
   progress/rank-<r>.json     shards each rank has completed, with checksums (what a restart trusts)
-  shards/rank<r>-<seq>.<array>.npy   uint16 arrays, rows = clips: top, bottom, cond_top, cond_bottom, and
+  shards/rank<r>-<seq>.<array>.npy   uint16 arrays, rows = clips: top, bottom, given_top, given_bottom, and
                              int64 clip_id (which clip each row holds)
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vqvideo.files import bytes_sha256, read_json
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the given frames' arrays are named given_top / given_bottom
 MANIFEST_NAME = "manifest.json"
+MANIFEST_BYTES_PER_CLIP = 300  # one JSON line per clip (see Manifest.to_json_bytes)
 RUN_NAME = "run.json"
 PROGRESS_DIR = "progress"
 SHARD_DIR = "shards"
 # arrays of a shard, in the order their checksums are combined into the shard's sha256
-CODE_ARRAYS = ("top", "bottom", "cond_top", "cond_bottom")
+CODE_ARRAYS = ("top", "bottom", "given_top", "given_bottom")
 SHARD_ARRAYS = CODE_ARRAYS + ("clip_id",)
 
 
@@ -34,35 +36,67 @@ class CacheError(RuntimeError):
 
 @dataclass(frozen=True)
 class CodeSpec:
-    """Shapes and codebook sizes of the codes in a cache (per clip, without the batch dimension).
+    """The latent facts of a cache: codebook sizes and code shapes per clip (no batch dimension). The priors'
+    configs never re-type them: they reach the priors from here (`CodesDataModule.code_spec`, linked by the CLI).
 
-    top_shape (Tt, Ht, Wt), bottom_shape (Tb, Hb, Wb): the 16-frame encoding.
-    cond_top_shape (Tc, Ht, Wt), cond_bottom_shape (Tcb, Hb, Wb): the `num_given_frames` encoded alone.
+    top_shape (Tt, Ht, Wt), bottom_shape (Tb, Hb, Wb): the whole clip's encoding.
+    given_top_shape (Tg, Ht, Wt), given_bottom_shape (Tgb, Hb, Wb): the `num_given_frames` encoded alone.
     """
 
     num_top_codes: int
     num_bottom_codes: int
     top_shape: tuple[int, int, int]
     bottom_shape: tuple[int, int, int]
-    cond_top_shape: tuple[int, int, int]
-    cond_bottom_shape: tuple[int, int, int]
+    given_top_shape: tuple[int, int, int]
+    given_bottom_shape: tuple[int, int, int]
     num_given_frames: int
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> CodeSpec:
-        shapes = {k: tuple(int(s) for s in raw[k]) for k in ("top_shape", "bottom_shape", "cond_top_shape", "cond_bottom_shape")}
-        return cls(
-            num_top_codes=int(raw["num_top_codes"]),
-            num_bottom_codes=int(raw["num_bottom_codes"]),
-            num_given_frames=int(raw["num_given_frames"]),
-            **shapes,
-        )
+    def from_dict(cls, raw: dict[str, Any] | CodeSpec) -> CodeSpec:
+        if isinstance(raw, CodeSpec):
+            return raw
+        shapes = {key: tuple(int(size) for size in raw[key]) for key in SHAPE_KEYS}
+        return cls(num_top_codes=int(raw["num_top_codes"]), num_bottom_codes=int(raw["num_bottom_codes"]),
+                   num_given_frames=int(raw["num_given_frames"]), **shapes)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON values (lists for shapes): what the manifest and checkpoints' hyperparameters store."""
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
 
     def shape_of(self, array: str) -> tuple[int, int, int]:
+        """Per-clip shape of one of CODE_ARRAYS."""
         return getattr(self, f"{array}_shape")
+
+    @property
+    def bytes_per_clip(self) -> int:
+        """Disk bytes of one clip's codes in the shards (uint16 codes and an int64 clip id)."""
+        return 2 * sum(math.prod(self.shape_of(array)) for array in CODE_ARRAYS) + 8
+
+    @property
+    def num_future_top_slices(self) -> int:
+        return self.top_shape[0] - self.given_top_shape[0]
+
+    @property
+    def num_future_bottom_slices(self) -> int:
+        return self.bottom_shape[0] - self.given_bottom_shape[0]
+
+    @property
+    def top_to_bottom_stride(self) -> tuple[int, int, int]:
+        """Per-axis factor from the top grid to the bottom grid (the VQ-VAE's top stride), e.g. (2, 2, 2)."""
+        return tuple(bottom // top for top, bottom in zip(self.top_shape, self.bottom_shape))
+
+
+SHAPE_KEYS = ("top_shape", "bottom_shape", "given_top_shape", "given_bottom_shape")
+
+
+def code_spec_of(vqvae, clip_shape: tuple[int, int, int], num_given_frames: int) -> CodeSpec:
+    """The codes a VQ-VAE (`vqvideo.models.vqvae.VQVAE`) gives for clips of `clip_shape` (T, H, W) and for their
+    first `num_given_frames` encoded alone: shapes from its strides, never re-typed."""
+    frames, height, width = clip_shape
+    top_shape, bottom_shape = vqvae.latent_shapes(frames, height, width)
+    given_top_shape, given_bottom_shape = vqvae.latent_shapes(num_given_frames, height, width)
+    return CodeSpec(vqvae.num_top_codes, vqvae.num_bottom_codes, tuple(top_shape), tuple(bottom_shape),
+                    tuple(given_top_shape), tuple(given_bottom_shape), num_given_frames)
 
 
 @dataclass(frozen=True)

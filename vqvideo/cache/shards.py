@@ -1,7 +1,7 @@
 """Shards of the code cache: uint16 `.npy` arrays (memory-mappable), one shard set per rank.
 
 A shard is five files `shards/rank<r>-<seq>.<array>.npy` with the same number of rows (one row = one clip):
-top (N, Tt, Ht, Wt), bottom (N, Tb, Hb, Wb), cond_top (N, Tc, Ht, Wt), cond_bottom (N, Tcb, Hb, Wb) as
+top (N, Tt, Ht, Wt), bottom (N, Tb, Hb, Wb), given_top (N, Tc, Ht, Wt), given_bottom (N, Tcb, Hb, Wb) as
 uint16, and clip_id (N,) int64. Its files are written atomically, then the shard is recorded with checksums
 in `progress/rank-<r>.json` (also atomic). That record is the commit point: on restart, shards not recorded
 (a run killed while writing them) are deleted and their clips encoded again.

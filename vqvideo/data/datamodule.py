@@ -83,6 +83,11 @@ class KineticsDataModule(LightningDataModule):
         self.index = build_index(hp.root, hp.source, hp.val_fraction, hp.index_cache_dir, hp.progress, hp.num_workers)
 
     @property
+    def clip_shape(self) -> tuple[int, int, int]:
+        """(frames, height, width) of every clip served: the fact the VQ-VAE stage records (linked by the CLI)."""
+        return self.hparams.num_frames, self.hparams.resolution, self.hparams.resolution
+
+    @property
     def label_names(self) -> list[str]:
         return self.index.label_names if self.index is not None else []
 

@@ -7,27 +7,31 @@ where `clips` counts train + val windows (test too for Kinetics, when it has its
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
+from typing import Literal
+
+from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser, Namespace
 
 from vqvideo.data.datamodule import KineticsDataModule, NoReadableVideoError
 from vqvideo.data.sources import SOURCES, SourceError
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="vqvideo data-summary", description=__doc__.splitlines()[0])
-    parser.add_argument("root", nargs="?", default=None, help="video root (default: the embedded clips)")
-    parser.add_argument("--source", default="auto", choices=SOURCES)
+def parse_args(argv: list[str]) -> Namespace:
+    parser = ArgumentParser(prog="vqvideo data-summary", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML with any of these options")
+    parser.add_argument("root", type=str | None, nargs="?", default=None,
+                        help="video root (default: the embedded clips)")
+    parser.add_argument("--source", type=Literal[SOURCES], default="auto")
     parser.add_argument("--num_frames", type=int, default=16)
     parser.add_argument("--frame_stride", type=int, default=1)
-    parser.add_argument("--target_fps", type=float, default=None)
+    parser.add_argument("--target_fps", type=float | None, default=None)
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--val_fraction", type=float, default=0.2)
-    parser.add_argument("--max_clips_per_video", type=int, default=None)
-    parser.add_argument("--index_cache_dir", default="data/index", help="'' disables the index cache")
-    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    parser.add_argument("--max_clips_per_video", type=int | None, default=None)
+    parser.add_argument("--index_cache_dir", type=str, default="data/index", help="'' disables the index cache")
+    parser.add_argument("--json", action=ActionYesNo, default=False, help="end with one JSON line")
     return parser.parse_args(argv)
 
 

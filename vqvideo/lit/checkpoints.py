@@ -1,15 +1,20 @@
-"""Loading trained stages from Lightning checkpoints, safely (`weights_only=True`) and with clear errors.
+"""Checkpoints: loaded safely (`weights_only=True`) with clear errors, and written atomically.
 
 Every stage module records its constructor arguments with `save_hyperparameters()` (plain ints, floats,
-strings, tuples), so a checkpoint rebuilds the exact model it was trained with: no defaults are guessed.
+strings, tuples, dicts), so a checkpoint rebuilds the exact model it was trained with: no defaults are guessed.
+`AtomicCheckpointIO` makes Lightning write each checkpoint under a temporary name and rename it, so a run killed
+mid-write (or a full disk) never leaves a truncated `.ckpt` under a real name.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning_fabric.utilities.cloud_io import get_filesystem
 from pytorch_lightning import LightningModule
 
 ModuleT = TypeVar("ModuleT", bound=LightningModule)
@@ -62,3 +67,20 @@ def load_stage(module_class: type[ModuleT], path: str | Path, eval_mode: bool = 
     if eval_mode:
         module.eval().requires_grad_(False)
     return module
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's torch.save checkpointing, to a temporary name in the same folder and then renamed (local paths;
+    other filesystems are written as Lightning does)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        protocol = get_filesystem(path).protocol
+        if "file" not in (protocol if isinstance(protocol, (tuple, list)) else (protocol,)):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            super().save_checkpoint(checkpoint, temp, storage_options)
+            os.replace(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)

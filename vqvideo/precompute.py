@@ -18,13 +18,17 @@ from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 
-from vqvideo.cache.manifest import MANIFEST_NAME, CacheError, CacheIdentity, CodeSpec, read_manifest
+from vqvideo.cache.manifest import (
+    MANIFEST_BYTES_PER_CLIP, MANIFEST_NAME, CacheError, CacheIdentity, code_spec_of, read_manifest,
+)
 from vqvideo.cache.plan import plan_clips, plan_sha256
 from vqvideo.data.datamodule import KineticsDataModule
+from vqvideo.files import DiskFullError, explain_disk_full
+from vqvideo.models.vqvae import NUM_GIVEN_FRAMES
 
 # KineticsDataModule options that change which pixels are encoded (recorded in the cache identity); the others
 # (batch_size, num_workers, decode_device, ...) only change how fast.
-SELECTION_OPTIONS = ("root", "source", "num_frames", "frame_stride", "target_fps", "val_fraction",
+SELECTION_OPTIONS = ("root", "source", "frame_stride", "target_fps", "val_fraction",
                      "max_clips_per_video", "random_flip")
 
 
@@ -46,11 +50,12 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--config", action=ActionConfigFile, help="YAML with any of these options")
     parser.add_argument("--vqvae", type=str, default="outputs/demo/vqvae.ckpt", help="VQ-VAE checkpoint")
     parser.add_argument("--out", type=str, default="outputs/demo/codes", help="cache directory")
-    # --data.*: KineticsDataModule's options (root, num_frames, max_clips_per_video, ...); the clips are read at
-    # the VQ-VAE checkpoint's resolution. data.random_flip: true also encodes every train clip mirrored.
-    parser.add_class_arguments(KineticsDataModule, "data", skip={"resolution", "progress", "pin_memory"})
+    # --data.*: KineticsDataModule's options (root, frame_stride, max_clips_per_video, ...); clips have the VQ-VAE
+    # checkpoint's clip shape (frames, resolution). data.random_flip: true also encodes every train clip mirrored.
+    parser.add_class_arguments(KineticsDataModule, "data", skip={"num_frames", "resolution", "progress", "pin_memory"})
     parser.add_argument("--splits", type=list[str], default=["train", "val"], help="splits to encode")
-    parser.add_argument("--num_given_frames", type=int, default=4, help="frames given at prediction (paper: 4)")
+    parser.add_argument("--num_given_frames", type=int, default=NUM_GIVEN_FRAMES,
+                        help="frames given at prediction (paper: 4); the manifest records it for every later stage")
     parser.add_argument("--rows_per_shard", type=int, default=2048,
                         help="clips per shard; 2048 ≈ 180 MB at 256 px (keep a multiple of data.batch_size)")
     parser.add_class_arguments(TrainerOptions, "trainer")
@@ -68,24 +73,26 @@ def vqvae_identity_parts(checkpoint_path: str) -> tuple[str, dict]:
     return file_sha256(checkpoint_path), json.loads(json.dumps(hparams, sort_keys=True, default=str))
 
 
-def cache_code_spec(vqvae, num_frames: int, resolution: int, num_given_frames: int) -> CodeSpec:
-    """Shapes from the VQ-VAE's strides (never re-typed): the full clip, and the given frames alone."""
-    top_shape, bottom_shape = vqvae.latent_shapes(num_frames, resolution, resolution)
-    cond_top_shape, cond_bottom_shape = vqvae.latent_shapes(num_given_frames, resolution, resolution)
-    return CodeSpec(vqvae.num_top_codes, vqvae.num_bottom_codes, tuple(top_shape), tuple(bottom_shape),
-                    tuple(cond_top_shape), tuple(cond_bottom_shape), num_given_frames)
+def vqvae_clip_shape(checkpoint_path: str, hparams: dict) -> tuple[int, int, int]:
+    """(frames, height, width) of the clips the VQ-VAE was trained on (its recorded clip_shape): the cached clips."""
+    clip_shape = hparams.get("clip_shape")
+    if not clip_shape:
+        raise CacheError(f"{checkpoint_path} records no clip_shape: pass a VQ-VAE checkpoint written by `vqvideo fit`")
+    return tuple(int(size) for size in clip_shape)
 
 
-def plan_from_config(cfg, resolution: int):
+def plan_from_config(cfg, clip_shape: tuple[int, int, int]):
     """(datamodule after setup, planned clips, selection dict recorded in the identity)."""
-    datamodule = KineticsDataModule(**vars(cfg.data), resolution=resolution, progress=False)
+    num_frames, resolution, _ = clip_shape
+    datamodule = KineticsDataModule(**vars(cfg.data), num_frames=num_frames, resolution=resolution, progress=False)
     datamodule.setup()
     clips = plan_clips(datamodule, tuple(cfg.splits), horizontal_flips=cfg.data.random_flip)
     if not clips:
         raise CacheError(f"no clip to encode in splits {cfg.splits} of {cfg.data.root or 'the embedded clips'}: "
-                         "check --data.root and --splits, or lower --data.num_frames")
+                         "check --data.root and --splits")
     selection = {name: getattr(cfg.data, name) for name in SELECTION_OPTIONS}
-    selection |= {"resolution": resolution, "splits": list(cfg.splits), "num_given_frames": cfg.num_given_frames}
+    selection |= {"num_frames": num_frames, "resolution": resolution, "splits": list(cfg.splits),
+                  "num_given_frames": cfg.num_given_frames}
     return datamodule, clips, json.loads(json.dumps(selection))
 
 
@@ -93,16 +100,20 @@ def run_precompute(cfg) -> Path:
     """Plan the clips, check the output directory, and run the prediction loop; returns the cache dir."""
     import pytorch_lightning as pl
 
-    from vqvideo.cache.encoding import CodeEncoderModule, PendingClipsDataModule
-    from vqvideo.cache.writer import CodeCacheWriter, check_identity, existing_identity
+    from vqvideo.cache.shards import done_clip_ids
+    from vqvideo.cache.writer import check_identity, existing_identity
+    from vqvideo.callbacks.code_cache import CodeCacheWriter
+    from vqvideo.data.fixed_clips import FixedClipsDataModule
+    from vqvideo.lit.code_encoder import CodeEncoderModule
     from vqvideo.lit.vqvae_module import load_vqvae
 
     out = Path(cfg.out)
     vqvae = load_vqvae(cfg.vqvae)
     vqvae_sha256, vqvae_hparams = vqvae_identity_parts(cfg.vqvae)
-    resolution = int(vqvae_hparams["resolution"])
-    code_spec = cache_code_spec(vqvae, cfg.data.num_frames, resolution, cfg.num_given_frames)
-    datamodule, clips, selection = plan_from_config(cfg, resolution)
+    clip_shape = vqvae_clip_shape(cfg.vqvae, vqvae_hparams)
+    code_spec = code_spec_of(vqvae, clip_shape, cfg.num_given_frames)
+    datamodule, clips, selection = plan_from_config(cfg, clip_shape)
+    resolution = clip_shape[1]
     identity = CacheIdentity(str(cfg.vqvae), vqvae_sha256, vqvae_hparams, datamodule.index.fingerprint,
                              selection, plan_sha256(clips))
     if not cfg.overwrite:
@@ -112,12 +123,14 @@ def run_precompute(cfg) -> Path:
             return out
     writer = CodeCacheWriter(out, identity, code_spec, clips, cfg.rows_per_shard, cfg.overwrite)
     sizes = {entry.path: (entry.height, entry.width) for entry in datamodule.index.entries}
-    pending = PendingClipsDataModule(str(out), clips, resolution, cfg.data.batch_size, cfg.data.num_workers,
-                                     cfg.data.decode_device, sizes)
+    pending = FixedClipsDataModule(clips, resolution, cfg.data.batch_size, cfg.data.num_workers,
+                                   cfg.data.decode_device, sizes, done_ids=lambda: done_clip_ids(out))
     trainer = pl.Trainer(**vars(cfg.trainer), logger=False, enable_checkpointing=False, callbacks=[writer],
                          default_root_dir=str(out), enable_model_summary=False)
     encoder = CodeEncoderModule(vqvae, cfg.num_given_frames, cfg.data.batch_size)
-    trainer.predict(encoder, datamodule=pending, return_predictions=False)
+    needed = len(clips) * (code_spec.bytes_per_clip + MANIFEST_BYTES_PER_CLIP)
+    with explain_disk_full(out, needed, "the code cache", "run the same command again: it keeps the finished shards"):
+        trainer.predict(encoder, datamodule=pending, return_predictions=False)
     if trainer.is_global_zero:
         manifest = read_manifest(out)
         if manifest.failed_clips:
@@ -125,7 +138,7 @@ def run_precompute(cfg) -> Path:
                   f"{manifest.failed_clips[0]['reason']}", file=sys.stderr)
         print(f"code cache {out}: {len(manifest.clips)} clips in {len(manifest.shards)} shards "
               f"(top {code_spec.top_shape}, bottom {code_spec.bottom_shape}, given frames alone: "
-              f"{code_spec.cond_top_shape}, {code_spec.cond_bottom_shape})")
+              f"{code_spec.given_top_shape}, {code_spec.given_bottom_shape})")
     return out
 
 
@@ -157,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.verify:
             return verify_cache(cfg.verify)
         run_precompute(cfg)
-    except (CacheError, CheckpointError, ValueError) as err:  # messages name the file/value and the fix
+    except (CacheError, CheckpointError, DiskFullError, ValueError) as err:  # messages name the file and the fix
         print(f"vqvideo precompute: {err}", file=sys.stderr)
         return 2
     return 0

@@ -15,14 +15,15 @@ import pytest
 from cache_helpers import assert_codes_match_vqvae, assert_same_content, cache_content, precompute_args
 from cache_helpers import save_tiny_vqvae
 
-from vqvideo.cache import encoding, precompute
-from vqvideo.files import TEMP_SUFFIX, file_sha256
+from vqvideo import precompute
+from vqvideo.cache.dataset import CodesDataModule
 from vqvideo.cache.manifest import FORMAT_VERSION, SHARD_ARRAYS, read_manifest
 from vqvideo.cache.shards import read_progress, shard_file
-from vqvideo.cache.writer import CodeCacheWriter
-from vqvideo.data.codes import CodesDataModule
+from vqvideo.callbacks.code_cache import CodeCacheWriter
+from vqvideo.data import fixed_clips
 from vqvideo.data.index import build_index
 from vqvideo.data.video import VideoReadError
+from vqvideo.files import TEMP_SUFFIX, file_sha256
 from vqvideo.lit.checkpoints import read_checkpoint
 
 
@@ -61,7 +62,8 @@ def test_manifest_records_checkpoint_index_shapes_and_checksums(built):
     assert manifest.identity.index_fingerprint == build_index(None, cache_dir=str(root / "index")).fingerprint
     spec = manifest.code_spec
     assert (spec.top_shape, spec.bottom_shape) == ((2, 4, 4), (4, 8, 8))
-    assert (spec.cond_top_shape, spec.cond_bottom_shape, spec.num_given_frames) == ((1, 4, 4), (2, 8, 8), 4)
+    assert (spec.given_top_shape, spec.given_bottom_shape, spec.num_given_frames) == ((1, 4, 4), (2, 8, 8), 4)
+    assert (spec.num_top_codes, spec.num_bottom_codes) == (16, 16)
     assert {c.split for c in manifest.clips} == {"train", "val"} and len(manifest.clips) == 9
     assert [s.rows for s in manifest.shards] == [4, 4, 1]
     for shard in manifest.shards:
@@ -176,14 +178,14 @@ def test_kill_9_mid_run_then_restart_equals_uninterrupted(built, tmp_path):
 
 def test_unreadable_clip_is_recorded_not_stored(built, monkeypatch, tmp_path):
     root, checkpoint, _ = built
-    real_read_clip = encoding.read_clip
+    real_read_clip = fixed_clips.read_clip
 
     def bikes_is_broken(path, *args, **kwargs):
         if path.endswith("bikes.mp4"):
             raise VideoReadError(path, "decoder error at frame 200 (simulated)")
         return real_read_clip(path, *args, **kwargs)
 
-    monkeypatch.setattr(encoding, "read_clip", bikes_is_broken)
+    monkeypatch.setattr(fixed_clips, "read_clip", bikes_is_broken)
     args = precompute_args(checkpoint, tmp_path / "codes", root / "index", "--splits", "[val]")
     with pytest.warns(UserWarning, match="simulated"):
         assert precompute.main(args) == 0
@@ -194,3 +196,22 @@ def test_unreadable_clip_is_recorded_not_stored(built, monkeypatch, tmp_path):
     dm = CodesDataModule(str(tmp_path / "codes"), "top", batch_size=4, num_workers=0)
     dm.setup()
     assert len(dm.datasets["val"]) == 2
+
+
+def test_full_disk_is_one_message_naming_the_folder_and_the_space_needed(built, tmp_path, monkeypatch, capsys):
+    """A write failing with ENOSPC (here: every shard write) ends the command with one message, not a traceback."""
+    import errno
+
+    from vqvideo.cache import shards
+
+    root, checkpoint, _ = built
+
+    def no_space(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(shards, "atomic_write_bytes", no_space)
+    out = tmp_path / "codes"
+    assert precompute.main(precompute_args(checkpoint, out, root / "index")) == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith(f"vqvideo precompute: no space left on the device of {out}")
+    assert "KB needed" in message and "free" in message and "keeps the finished shards" in message

@@ -1,12 +1,38 @@
-"""Learning-rate schedules shared by every stage: linear warmup, then cosine decay (torch LambdaLR)."""
+"""Optimization shared by every stage: AdamW, linear warmup, then cosine decay (torch LambdaLR), per step.
+
+`OptimizationConfig` is one nested, typed argument of every stage module (`model.init_args.optimization` in
+the YAMLs); the paper gives none of these values.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
+
+
+@dataclass(frozen=True)
+class OptimizationConfig:
+    """AdamW with a warmup-cosine learning rate.
+
+    Args:
+        learning_rate: peak learning rate.
+        adam_betas: AdamW betas.
+        weight_decay: AdamW (decoupled) weight decay.
+        warmup_steps: linear warmup from 0 to the peak.
+        lr_total_steps: end of the cosine (None = the trainer's total steps).
+        min_lr_ratio: the cosine ends at learning_rate × min_lr_ratio.
+    """
+
+    learning_rate: float = 3e-4
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    warmup_steps: int = 1000
+    lr_total_steps: int | None = None
+    min_lr_ratio: float = 0.0
 
 
 @dataclass
@@ -37,11 +63,11 @@ def warmup_cosine(optimizer: Optimizer, warmup_steps: int, total_steps: int, min
     return LambdaLR(optimizer, WarmupCosineFactor(warmup_steps, total_steps, min_lr_ratio))
 
 
-def stepped_warmup_cosine(optimizer: Optimizer, hparams, trainer) -> dict:
-    """What every stage's `configure_optimizers` returns: `optimizer` under `warmup_cosine`, stepped per batch.
-
-    hparams: the module's hparams (warmup_steps, min_lr_ratio, lr_total_steps; lr_total_steps None = the
-    trainer's total steps)."""
-    total_steps = hparams.lr_total_steps or int(trainer.estimated_stepping_batches)
-    scheduler = warmup_cosine(optimizer, hparams.warmup_steps, total_steps, hparams.min_lr_ratio)
+def configure_optimization(parameters, config: OptimizationConfig, trainer) -> dict:
+    """What every stage's `configure_optimizers` returns: AdamW under `warmup_cosine`, stepped per batch."""
+    optimizer = torch.optim.AdamW(
+        parameters, lr=config.learning_rate, betas=tuple(config.adam_betas), weight_decay=config.weight_decay
+    )
+    total_steps = config.lr_total_steps or int(trainer.estimated_stepping_batches)
+    scheduler = warmup_cosine(optimizer, config.warmup_steps, total_steps, config.min_lr_ratio)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -11,13 +11,13 @@ import torch
 from pytorch_lightning.utilities.data import _update_dataloader
 from torch.utils.data import DistributedSampler
 
-from vqvideo.cache.manifest import CacheError, CacheIdentity, ClipRecord, CodeSpec
+from vqvideo.cache.manifest import CODE_ARRAYS, CacheError, CacheIdentity, ClipRecord, CodeSpec
 from vqvideo.cache.shards import RankShardWriter
 from vqvideo.cache.writer import merge_manifest
-from vqvideo.data.codes import CodesDataModule, splice_codes
+from vqvideo.cache.dataset import CodesDataModule, splice_codes
 
 SPEC = CodeSpec(num_top_codes=512, num_bottom_codes=256, top_shape=(4, 2, 2), bottom_shape=(8, 4, 4),
-                cond_top_shape=(1, 2, 2), cond_bottom_shape=(2, 4, 4), num_given_frames=4)
+                given_top_shape=(1, 2, 2), given_bottom_shape=(2, 4, 4), num_given_frames=4)
 NUM_TRAIN, NUM_VAL = 24, 6
 
 
@@ -30,7 +30,7 @@ def cache(tmp_path_factory):
     clips = [ClipRecord(i, f"/videos/{i}.mp4", f"{i}.mp4", 0, 16, 1, False, None, "train" if i < NUM_TRAIN else "val")
              for i in range(NUM_TRAIN + NUM_VAL)]
     arrays = {name: rng.integers(0, 256, (len(clips), *SPEC.shape_of(name))).astype(np.uint16)
-              for name in ("top", "bottom", "cond_top", "cond_bottom")}
+              for name in CODE_ARRAYS}
     for name in arrays:
         index = (slice(None), -1 if name in ("top", "bottom") else 0, 0, 0)
         arrays[name][index] = np.arange(len(clips))
@@ -40,7 +40,7 @@ def cache(tmp_path_factory):
         for batch in np.array_split(ids, 4):
             writer.add({name: values[batch] for name, values in arrays.items()} | {"clip_id": batch})
         writer.flush()
-    identity = CacheIdentity("vqvae.ckpt", "0" * 64, {}, "index", {}, "plan")
+    identity = CacheIdentity("outputs/vqvae.ckpt", "0" * 64, {}, "index", {}, "plan")
     merge_manifest(root, identity, SPEC, clips)
     return root, {name: torch.from_numpy(values.astype(np.int64)) for name, values in arrays.items()}
 
@@ -50,19 +50,22 @@ def _val_batches(dm):
     return list(dm.val_dataloader())
 
 
-def test_code_spec_comes_from_the_manifest(cache):
+def test_code_spec_and_vqvae_come_from_the_manifest(cache):
     dm = CodesDataModule(str(cache[0]))
-    assert dm.code_spec == SPEC.as_dict()
+    assert dm.code_spec == SPEC and dm.code_spec.as_dict() == SPEC.as_dict()
+    assert CodeSpec.from_dict(SPEC.as_dict()) == SPEC
+    assert (SPEC.num_future_top_slices, SPEC.num_future_bottom_slices, SPEC.top_to_bottom_stride) == (3, 6, (2, 2, 2))
+    assert dm.vqvae_checkpoint == "outputs/vqvae.ckpt"  # the VQ-VAE that encoded the cache decodes the priors' codes
 
 
 def test_top_batches_hold_given_codes_and_the_full_encoding_target(cache):
     root, arrays = cache
     (batch,) = _val_batches(CodesDataModule(str(root), "top", batch_size=NUM_VAL, num_workers=0))
-    assert set(batch) == {"cond_top", "cond_bottom", "target_top"}
+    assert set(batch) == {"given_top", "given_bottom", "target_top"}
     assert batch["target_top"].shape == (NUM_VAL, 3, 2, 2) and batch["target_top"].dtype == torch.int64
     val_ids = torch.arange(NUM_TRAIN, NUM_TRAIN + NUM_VAL)
-    torch.testing.assert_close(batch["cond_top"], arrays["cond_top"][val_ids])
-    torch.testing.assert_close(batch["cond_bottom"], arrays["cond_bottom"][val_ids])
+    torch.testing.assert_close(batch["given_top"], arrays["given_top"][val_ids])
+    torch.testing.assert_close(batch["given_bottom"], arrays["given_bottom"][val_ids])
     torch.testing.assert_close(batch["target_top"], arrays["top"][val_ids, 1:])
 
 
@@ -71,9 +74,9 @@ def test_bottom_batches_are_spliced_with_a_slice_to_model(cache):
     dm = CodesDataModule(str(root), "bottom", batch_size=NUM_VAL, num_workers=0)
     (batch,) = _val_batches(dm)
     val_ids = torch.arange(NUM_TRAIN, NUM_TRAIN + NUM_VAL)
-    torch.testing.assert_close(batch["top_codes"][:, :1], arrays["cond_top"][val_ids])
+    torch.testing.assert_close(batch["top_codes"][:, :1], arrays["given_top"][val_ids])
     torch.testing.assert_close(batch["top_codes"][:, 1:], arrays["top"][val_ids, 1:])
-    torch.testing.assert_close(batch["bottom_codes"][:, :2], arrays["cond_bottom"][val_ids])
+    torch.testing.assert_close(batch["bottom_codes"][:, :2], arrays["given_bottom"][val_ids])
     torch.testing.assert_close(batch["bottom_codes"][:, 2:], arrays["bottom"][val_ids, 2:])
     # validation: a fixed slice per clip, within [2, 8), not the same for every clip
     torch.testing.assert_close(_val_batches(dm)[0]["slice_index"], batch["slice_index"])
@@ -131,3 +134,13 @@ def test_splice_codes_and_errors(tmp_path):
         splice_codes(torch.zeros(2, 1, 2, 2), full)
     with pytest.raises(CacheError, match="vqvideo precompute"):
         CodesDataModule(str(tmp_path)).code_spec
+
+
+def test_test_loader_serves_the_test_split_in_order(cache):
+    root, arrays = cache
+    dm = CodesDataModule(str(root), "top", batch_size=4, num_workers=0)  # test_split "val": the held-out clips
+    dm.setup("test")
+    served = torch.cat([batch["target_top"] for batch in dm.test_dataloader()])
+    torch.testing.assert_close(served, arrays["top"][NUM_TRAIN:, 1:])
+    with pytest.raises(CacheError, match="no 'test' clips"):
+        CodesDataModule(str(root), "top", num_workers=0, test_split="test").test_dataloader()

@@ -1,11 +1,11 @@
 """`CodesDataModule`: the priors' training data, read from the code cache (`vqvideo precompute`).
 
-Everything the priors see of the 4 given frames comes from those frames encoded alone (cond_top, cond_bottom:
-what prediction will have); everything they learn to predict comes from the 16-frame encoding (top slices
-Tc.., bottom slices Tcb..). `splice_codes` joins the two into one volume per level. Batches (int64):
-  target "top":    cond_top (B, Tc, Ht, Wt), cond_bottom (B, Tcb, Hb, Wb), target_top (B, Tt - Tc, Ht, Wt)
+Everything the priors see of the given frames comes from those frames encoded alone (given_top, given_bottom:
+what prediction will have); everything they learn to predict comes from the whole clip's encoding (top slices
+Tg.., bottom slices Tgb..). `splice_codes` joins the two into one volume per level. Batches (int64):
+  target "top":    given_top (B, Tg, Ht, Wt), given_bottom (B, Tgb, Hb, Wb), target_top (B, Tt - Tg, Ht, Wt)
   target "bottom": top_codes (B, Tt, Ht, Wt), bottom_codes (B, Tb, Hb, Wb) spliced, slice_index (B,): the bottom
-                   slice to model, uniform in [Tcb, Tb) — random in train, a fixed function of the clip in val.
+                   slice to model, uniform in [Tgb, Tb) — random in train, a fixed function of the clip otherwise.
 
 Reads are memory-mapped (`np.load(mmap_mode="r")`, opened lazily in each worker process) and batched: a batch
 gathers its rows shard by shard with one fancy index per array (`__getitems__`), so shuffling across shards
@@ -23,11 +23,11 @@ import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
-from vqvideo.cache.manifest import CODE_ARRAYS, CacheError, Manifest, read_manifest
+from vqvideo.cache.manifest import CODE_ARRAYS, CacheError, CodeSpec, Manifest, read_manifest
 from vqvideo.cache.shards import open_shard
 
 TARGETS = ("top", "bottom")
-TARGET_ARRAYS = {"top": ("top", "cond_top", "cond_bottom"), "bottom": CODE_ARRAYS}  # what each prior reads
+TARGET_ARRAYS = {"top": ("top", "given_top", "given_bottom"), "bottom": CODE_ARRAYS}  # what each prior reads
 _HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash: validation slice of a clip, spread over clips
 
 
@@ -93,8 +93,8 @@ class CodesDataset(Dataset):
         return out
 
     def slice_indices(self, positions: np.ndarray) -> torch.Tensor:
-        """(N,) int64 bottom slice to model per sample, uniform in [Tcb, Tb)."""
-        low, high = self.spec.cond_bottom_shape[0], self.spec.bottom_shape[0]
+        """(N,) int64 bottom slice to model per sample, uniform in [Tgb, Tb)."""
+        low, high = self.spec.given_bottom_shape[0], self.spec.bottom_shape[0]
         if self.random_slices:
             return torch.randint(low, high, (len(positions),))
         hashed = (positions.astype(np.uint64) * np.uint64(_HASH_MULTIPLIER) + np.uint64(self.seed)) % np.uint64(2**32)
@@ -104,11 +104,11 @@ class CodesDataset(Dataset):
         positions = np.asarray(positions, dtype=np.int64)
         codes = self.gather(positions, TARGET_ARRAYS[self.target])
         if self.target == "top":
-            num_given_top = self.spec.cond_top_shape[0]
-            return {"cond_top": codes["cond_top"], "cond_bottom": codes["cond_bottom"],
+            num_given_top = self.spec.given_top_shape[0]
+            return {"given_top": codes["given_top"], "given_bottom": codes["given_bottom"],
                     "target_top": codes["top"][:, num_given_top:]}
-        return {"top_codes": splice_codes(codes["cond_top"], codes["top"]),
-                "bottom_codes": splice_codes(codes["cond_bottom"], codes["bottom"]),
+        return {"top_codes": splice_codes(codes["given_top"], codes["top"]),
+                "bottom_codes": splice_codes(codes["given_bottom"], codes["bottom"]),
                 "slice_index": self.slice_indices(positions)}
 
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
@@ -118,13 +118,14 @@ class CodesDataset(Dataset):
 class CodesDataModule(LightningDataModule):
     """Prior training data from the code cache in `cache_dir` (see the module docstring).
 
-    target: "top" or "bottom" (which prior). train_split / val_split: the manifest's splits to serve.
+    target: "top" or "bottom" (which prior). train_split / val_split / test_split: the manifest's splits to serve
+    (`vqvideo test` scores test_split: a cache of Kinetics' test folder, or the held-out val clips by default).
     in_memory: load the shards into RAM instead of memory-mapping them (small caches, benchmarks).
     seed: fixes the validation slice of each clip (target "bottom").
     """
 
     def __init__(self, cache_dir: str = "outputs/demo/codes", target: str = "top", batch_size: int = 32,
-                 num_workers: int = 2, train_split: str = "train", val_split: str = "val",
+                 num_workers: int = 2, train_split: str = "train", val_split: str = "val", test_split: str = "val",
                  pin_memory: bool = False, in_memory: bool = False, seed: int = 0) -> None:
         super().__init__()
         if target not in TARGETS:
@@ -140,14 +141,18 @@ class CodesDataModule(LightningDataModule):
         return self._manifest
 
     @property
-    def code_spec(self) -> dict[str, Any]:
-        """num_top_codes, num_bottom_codes, top_shape, bottom_shape, cond_top_shape, cond_bottom_shape,
-        num_given_frames: read from the manifest (the facts the priors' configs link to)."""
-        return self.manifest.code_spec.as_dict()
+    def code_spec(self) -> CodeSpec:
+        """The cache's latent facts (manifest.json): the CLI links them into the prior being trained."""
+        return self.manifest.code_spec
+
+    @property
+    def vqvae_checkpoint(self) -> str:
+        """The VQ-VAE checkpoint that encoded this cache (its manifest's identity): it decodes the priors' codes."""
+        return self.manifest.identity.vqvae_checkpoint
 
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
-        for split, random_slices in ((hp.train_split, True), (hp.val_split, False)):
+        for split, random_slices in ((hp.train_split, True), (hp.val_split, False), (hp.test_split, False)):
             if split not in self.datasets:
                 self.datasets[split] = CodesDataset(hp.cache_dir, self.manifest, split, hp.target,
                                                     random_slices, hp.seed, hp.in_memory)
@@ -169,4 +174,7 @@ class CodesDataModule(LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.hparams.val_split, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.hparams.test_split, shuffle=False)
 

@@ -1,0 +1,88 @@
+"""VQVAEModule end to end: loss goes down, metrics logged, checkpoint (weights_only, plain hparams) -> load_vqvae,
+frozen use, clip_shape checked up front."""
+
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import TensorBoardLogger
+from tiny_models import blob_clips, collate, tiny_vqvae_config, tiny_vqvae_module
+from torch.utils.data import DataLoader
+
+from vqvideo.lit.checkpoints import load_stage
+from vqvideo.lit.optimization import OptimizationConfig
+from vqvideo.lit.vqvae_module import VQVAEModule, load_vqvae
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("vqvae_fit")
+    optimization = OptimizationConfig(learning_rate=3e-3, warmup_steps=2)
+    module = tiny_vqvae_module(clip_shape=(8, 32, 32), optimization=optimization, num_top_codes=32,
+                               num_bottom_codes=32, restart_dead_codes=True, dead_code_patience=5)
+    train_loader = DataLoader(blob_clips(16, seed=1), batch_size=4, collate_fn=collate)
+    val_loader = DataLoader(blob_clips(4, seed=2), batch_size=4, collate_fn=collate)
+    val_video = collate(blob_clips(4, seed=2))["video"]
+    trainer = pl.Trainer(
+        max_steps=24, accelerator="cpu", logger=TensorBoardLogger(out, name="vqvae"), enable_progress_bar=False,
+        callbacks=[ModelCheckpoint(dirpath=out, filename="vqvae", enable_version_counter=False)],
+        enable_model_summary=False, val_check_interval=12, check_val_every_n_epoch=None, num_sanity_val_steps=0,
+    )
+    module.vqvae(val_video)  # data-init, so "before" is the codebook-initialised model
+    with torch.no_grad():
+        mse_before = torch.mean((module.vqvae.eval().reconstruct(val_video) - val_video) ** 2).item()
+    module.train()
+    trainer.fit(module, train_loader, val_loader)
+    return module, trainer, out, val_video, mse_before
+
+
+def test_training_lowers_reconstruction_error(trained):
+    module, trainer, _, val_video, mse_before = trained
+    module.eval()
+    with torch.no_grad():
+        mse_after = torch.mean((module.vqvae.reconstruct(val_video) - val_video) ** 2).item()
+    assert mse_after < 0.7 * mse_before
+    logged = trainer.logged_metrics
+    for key in ("val/psnr", "val/perplexity_top", "val/codes_used_bottom", "train/dead_code_restarts_top"):
+        assert key in logged, key
+
+
+def test_checkpoint_load_vqvae_gives_identical_codes(trained):
+    module, _, out, val_video, _ = trained
+    frozen = load_vqvae(out / "vqvae.ckpt")
+    assert not frozen.training and not any(p.requires_grad for p in frozen.parameters())
+    frozen.train()  # a parent module switching to train mode must not unfreeze it
+    assert not frozen.training
+    module.eval()
+    with torch.no_grad():
+        expected, got = module.vqvae.encode(val_video), frozen.encode(val_video)
+    assert torch.equal(expected.top, got.top) and torch.equal(expected.bottom, got.bottom)
+
+
+def test_module_with_frozen_vqvae_stays_eval():
+    module = tiny_vqvae_module()
+    module.requires_grad_(False)
+    module.train()
+    assert not module.vqvae.training
+
+
+def test_checkpoint_hparams_are_plain_values_that_rebuild_the_module(trained):
+    _, _, out, _, _ = trained
+    checkpoint = torch.load(out / "vqvae.ckpt", map_location="cpu", weights_only=True)
+    hparams = checkpoint["hyper_parameters"]
+    assert set(hparams) == {"vqvae", "commitment_cost", "optimization", "clip_shape"}
+    assert hparams["vqvae"]["num_top_codes"] == 32 and hparams["vqvae"]["dead_code_patience"] == 5
+    assert tuple(hparams["clip_shape"]) == (8, 32, 32) and hparams["optimization"]["warmup_steps"] == 2
+    module = load_stage(VQVAEModule, out / "vqvae.ckpt")
+    assert module.vqvae.config == tiny_vqvae_config(num_top_codes=32, num_bottom_codes=32, restart_dead_codes=True,
+                                                    dead_code_patience=5)
+
+
+def test_clip_shape_the_strides_cannot_divide_fails_at_construction():
+    with pytest.raises(ValueError, match="not divisible by the total stride"):
+        tiny_vqvae_module(clip_shape=(8, 30, 32))
+    with pytest.raises(ValueError, match="no clip_shape"):
+        tiny_vqvae_module(clip_shape=None).example_inputs()
