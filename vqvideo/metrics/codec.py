@@ -122,5 +122,7 @@ def x264_at_budget(clip: np.ndarray, budget_bits: float) -> CodecResult:
             low, high = (low, middle) if bits_at(middle) <= budget_bits else (middle + 1, high)
     packets, bits, header_bits = encoded[high]
     decoded = _decode(packets)[:, :height, :width]
+    if decoded.shape[0] != clip.shape[0]:
+        raise RuntimeError(f"x264 round trip returned {decoded.shape[0]} of {clip.shape[0]} frames at QP {high}")
     psnr = float(per_frame_psnr(decoded[None], clip[None]).mean())
     return CodecResult(psnr, bits, header_bits, float(budget_bits), bits <= budget_bits, high, decoded)
