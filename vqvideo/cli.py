@@ -26,6 +26,7 @@ TOOLS = {
     "precompute": "vqvideo.cache.precompute",
     "predict": "vqvideo.predict",
     "demo": "vqvideo.demo",
+    "human-eval": "vqvideo.human_eval.command",
 }
 
 
@@ -40,7 +41,7 @@ def _wants_video_prediction(args: list[str]) -> bool:
     return any(a.split("=")[0] in VIDEO_PREDICT_FLAGS for a in args)
 
 
-USAGE = """usage: vqvideo {fit,validate,test,predict,precompute,describe,data-summary,demo} ...
+USAGE = """usage: vqvideo {fit,validate,test,predict,precompute,describe,data-summary,demo,human-eval} ...
 
   fit|validate|test|predict  LightningCLI (--config experiments/<exp>/<stage>.yaml, --help for all options)
   predict --vqvae CKPT --top CKPT --bottom CKPT --input PATH --out DIR   predict 12 frames from 4
@@ -48,6 +49,7 @@ USAGE = """usage: vqvideo {fit,validate,test,predict,precompute,describe,data-su
   describe --config FILE     parameters, latent shapes, bits ratio and GFLOPs of a config
   data-summary ROOT          index a video folder and report readable videos and clips
   demo                       the whole pipeline on the bundled real clips
+  human-eval make-pairs|serve|report   blinded side-by-side preference study of two systems (Table 1)
 """
 
 
