@@ -13,7 +13,7 @@ OUT ?= outputs/demo
 LOGDIR ?= outputs
 
 .PHONY: install test test-all demo train-vqvae precompute train-top train-bottom predict eval \
-        bench bench-data bench-cache bench-sample tensorboard clean
+        bench bench-data bench-cache bench-sample tensorboard human-eval-demo clean
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,15 @@ predict: install
 
 eval: install
 	@echo "make eval: FVD (I3D) evaluation is not built yet (no issue has landed for it)." >&2; exit 2
+
+# Blinded side-by-side study of the demo's predictions vs the copy-last-frame baseline, on localhost.
+HUMAN_EVAL_PORT ?= 8000
+human-eval-demo: install
+	@test -f $(OUT)/eval/report.json || { echo "make human-eval-demo: $(OUT)/eval/report.json not found; run \`make demo\` first (it writes the eval folder)" >&2; exit 2; }
+	$(BIN)/vqvideo human-eval make-pairs --a $(OUT)/eval --b $(OUT)/eval --b_system copy_last \
+	  --names vqvideo,copy-last-frame --out $(OUT)/human_eval/pairs
+	$(BIN)/vqvideo human-eval serve --pairs $(OUT)/human_eval/pairs --db $(OUT)/human_eval/judgments.db \
+	  --port $(HUMAN_EVAL_PORT)
 
 bench: bench-data bench-cache bench-sample
 

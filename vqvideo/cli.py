@@ -18,9 +18,10 @@ TOOLS = {
     "describe": "vqvideo.describe",
     "data-summary": "vqvideo.data.summary",
     "demo": "vqvideo.demo",
+    "human-eval": "vqvideo.human_eval.command",
 }
 
-USAGE = """usage: vqvideo {fit,validate,test,predict,precompute,describe,data-summary,demo} ...
+USAGE = """usage: vqvideo {fit,validate,test,predict,precompute,describe,data-summary,demo,human-eval} ...
 
   fit|validate|test          LightningCLI (--config experiments/<exp>/<stage>.yaml [--ckpt_path CKPT], --help)
   predict --vqvae CKPT --top CKPT --bottom CKPT --input PATH --out DIR   predict 12 frames from 4
@@ -28,6 +29,7 @@ USAGE = """usage: vqvideo {fit,validate,test,predict,precompute,describe,data-su
   describe --config FILE     parameters, latent shapes, bits ratio and GFLOPs of a config
   data-summary ROOT          index a video folder and report readable videos and clips
   demo                       the whole pipeline on the bundled real clips
+  human-eval make-pairs|serve|report   blinded side-by-side preference study of two systems (Table 1)
 """
 
 
