@@ -174,12 +174,12 @@ def decode_frames(path: str, frame_indices: list[int], size: FrameSize, decode_d
     return resize_frames(torch.from_numpy(frames), size)
 
 
-def _seek_check_frames(key_indices: list[int], num_frames: int) -> list[int]:
-    """Up to MAX_SEEK_CHECKS keyframes after frame 0 (evenly spread), each with the frame after it."""
+def _seek_check_keys(key_indices: list[int], num_frames: int) -> list[int]:
+    """Up to MAX_SEEK_CHECKS keyframes after frame 0, evenly spread."""
     keys = [k for k in key_indices if 0 < k < num_frames]
-    keys = [keys[(2 * i + 1) * len(keys) // (2 * MAX_SEEK_CHECKS)] for i in range(MAX_SEEK_CHECKS)] \
-        if len(keys) > MAX_SEEK_CHECKS else keys
-    return sorted({f for k in keys for f in (k, k + 1) if f < num_frames})
+    if len(keys) <= MAX_SEEK_CHECKS:
+        return keys
+    return [keys[(2 * i + 1) * len(keys) // (2 * MAX_SEEK_CHECKS)] for i in range(MAX_SEEK_CHECKS)]
 
 
 def _scan_failure(error: Exception, start: int, num_frames: int) -> str:
@@ -193,12 +193,13 @@ def _scan_failure(error: Exception, start: int, num_frames: int) -> str:
 
 
 def _scan_in_order(path: str, size: FrameSize) -> tuple[VideoScan, list[int], dict[int, np.ndarray]]:
-    """Decode every frame once, in order: (scan, seek-check frames, those frames as decoded in order)."""
+    """Decode every frame once, in order: (scan, keyframes to seek to, their and their next frames in order)."""
     reader = open_reader(path, size)
     start, num_frames = 0, len(reader)
     try:
         scan = VideoScan(num_frames, float(reader.get_avg_fps()), seeks_exactly(reader))
-        checks = _seek_check_frames(reader.get_key_indices(), num_frames) if scan.seeks else []
+        keys = _seek_check_keys(reader.get_key_indices(), num_frames) if scan.seeks else []
+        checks = {f for k in keys for f in (k, k + 1) if f < num_frames}
         found = {}
         for start in range(0, num_frames, SCAN_CHUNK):
             block = reader.get_batch(list(range(start, min(num_frames, start + SCAN_CHUNK)))).asnumpy()
@@ -207,7 +208,7 @@ def _scan_in_order(path: str, size: FrameSize) -> tuple[VideoScan, list[int], di
         raise VideoReadError(path, _scan_failure(error, start, num_frames)) from None
     finally:
         del reader
-    return scan, checks, found
+    return scan, keys, found
 
 
 def scan_video(path: str, source: FrameSize) -> VideoScan:
@@ -218,13 +219,15 @@ def scan_video(path: str, source: FrameSize) -> VideoScan:
     """
     size = resized_size(source, SCAN_RESOLUTION)
     size = FrameSize(size.height, size.width | 1)  # an odd width avoids decord's copy failure at some widths
-    scan, checks, in_order = _scan_in_order(path, size)
-    for frame in checks:
-        after_seek = decode_frames(path, [frame], size)[0].numpy()
-        if not np.array_equal(after_seek, in_order[frame]):
-            raise VideoReadError(path, f"decord returns another picture for frame {frame} after a seek than in "
-                                       "order (an open GOP: frames lead their keyframe). Fix: re-encode with "
-                                       "closed GOPs, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
+    scan, keys, in_order = _scan_in_order(path, size)
+    for key in keys:
+        frames = [key, key + 1] if key + 1 < scan.num_frames else [key]
+        after_seek = decode_frames(path, frames, size).numpy()
+        for frame, picture in zip(frames, after_seek):
+            if not np.array_equal(picture, in_order[frame]):
+                raise VideoReadError(path, f"decord returns another picture for frame {frame} after a seek than in "
+                                           "order (an open GOP, or timestamps that do not match the frames). Fix: "
+                                           "re-encode with closed GOPs, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
     return scan
 
 
