@@ -20,8 +20,8 @@ import torch
 
 from vqvideo.data.dataset import ClipDataset, ClipSpec
 from vqvideo.data.datamodule import KineticsDataModule
-from vqvideo.data.index import decoder_version, probe_video
-from vqvideo.data.video import FrameSize, crop_offsets, decode_frames, read_clip, resize_frames
+from vqvideo.data.index import probe_video
+from vqvideo.data.video import FrameSize, crop_offsets, decode_frames, decoder_version, read_clip, resize_frames
 from vqvideo.data.windows import ClipWindow
 
 

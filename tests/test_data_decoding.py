@@ -13,7 +13,7 @@ from codec_videos import (cut_mp4, cut_packet_mp4, h264, open_gop_h265, overstat
 from vqvideo.cli import main as vqvideo_main
 from vqvideo.data import index as index_module
 from vqvideo.data.datamodule import KineticsDataModule
-from vqvideo.data.video import FrameSize, decode_frames, read_clip, resize_frames
+from vqvideo.data.video import FrameSize, decode_frames, decoder_version, read_clip, resize_frames
 
 NATIVE = FrameSize(48, 64)
 
@@ -22,7 +22,7 @@ def test_decord_is_decord2():
     import decord
 
     assert int(decord.__version__.split(".")[0]) >= 3, f"decord {decord.__version__}: install decord2>=3.4"
-    assert index_module.decoder_version() == f"decord {decord.__version__}"
+    assert decoder_version() == f"decord {decord.__version__}"
 
 
 @pytest.mark.parametrize("name", ["g12.avi", "g12.mp4"])

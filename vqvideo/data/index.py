@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from vqvideo.data.sources import SourceFile, list_source
-from vqvideo.data.video import FrameSize, VideoReadError, scan_video
+from vqvideo.data.video import FrameSize, VideoReadError, decoder_version, scan_video
 from vqvideo.files import atomic_write_json
 
 INDEX_VERSION = 2  # 1: PyAV packet counts; 2: frames decord decodes
@@ -114,13 +114,6 @@ def probe_video(path: str) -> Probe:
         return Probe(reason=error.reason, header_frames=header.frames)
     fps = scan.fps if scan.fps > 0 else header.fps
     return Probe(scan.num_frames, fps, header.size.height, header.size.width, True, "", header.frames)
-
-
-def decoder_version() -> str:
-    """The decoder the index was probed with: another version may decode other frames."""
-    import decord
-
-    return f"decord {decord.__version__}"
 
 
 def probe_videos(paths: list[str], progress: bool = True, num_workers: int = 0) -> list[Probe]:

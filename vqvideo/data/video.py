@@ -82,6 +82,13 @@ def resized_size(source: FrameSize, resolution: int) -> FrameSize:
     return FrameSize(max(resolution, round(source.height * scale)), max(resolution, round(source.width * scale)))
 
 
+def decoder_version() -> str:
+    """The decoder frames come from (the index records it: another version may decode other frames)."""
+    import decord
+
+    return f"decord {decord.__version__}"
+
+
 def decord_context(decode_device: str, device_id: int = 0):
     """decord's decode context for 'cpu' or 'gpu' (the given CUDA device)."""
     import decord
