@@ -22,6 +22,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(if $(TORCH_SPEC),$(BIN)/python -m pip install -q "$(TORCH_SPEC)")
 	$(BIN)/python -m pip install -q -e ".[test]"
+	@# decord 0.6.0 (an older install) and decord2 share the `decord` folder: remove it, then restore decord2's files
+	if $(BIN)/python -m pip show -q decord 2>/dev/null; then $(BIN)/python -m pip uninstall -q -y decord && \
+	  $(BIN)/python -m pip install -q --force-reinstall --no-deps "decord2>=3.4"; fi
 	touch $@
 
 test: install

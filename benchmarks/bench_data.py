@@ -1,5 +1,6 @@
-"""Clip loading speed: the DataModule's dataset (decord, resize inside the decoder) vs a plain PyAV reader
-(and decord at full size + torch resize), on the same random 16-frame clips, at 64 and 256 px.
+"""Clip loading speed: the DataModule's dataset (decord2, resize inside the decoder) vs a plain PyAV reader
+(and decord at full size + torch resize), on the same random 16-frame clips, at 64 and 256 px; and the index
+probe's cost per file (it decodes every frame once with decord).
 
 One process, one decoding thread each (`torch.set_num_threads(1)`), no DataLoader workers: this measures
 the cost of one clip, which DataLoader workers then multiply. Prints a table, then one JSON line.
@@ -19,7 +20,8 @@ import torch
 
 from vqvideo.data.dataset import ClipDataset, ClipSpec
 from vqvideo.data.datamodule import KineticsDataModule
-from vqvideo.data.video import FrameSize, crop_offsets, decode_frames, read_clip, resize_frames
+from vqvideo.data.index import probe_video
+from vqvideo.data.video import FrameSize, crop_offsets, decode_frames, decoder_version, read_clip, resize_frames
 from vqvideo.data.windows import ClipWindow
 
 
@@ -100,12 +102,30 @@ def main() -> None:
         for name, load in readers.items():
             rows.append({"resolution": resolution, "reader": name, "clips_per_s": clips_per_second(load, clips)})
     agreement = mean_abs_difference(dm, clips[0], args.num_frames, args.resolutions[0])
+    probes = probe_seconds(entries)
     print_table(rows, args, dm)
     print(f"same frames? mean |datamodule - PyAV| on clip 0, center crop: {agreement:.4f} (of a [-1, 1] range)")
-    print(json.dumps({"bench": "data", "num_frames": args.num_frames, "clips": args.clips,
-                      "mean_abs_difference_vs_pyav": round(agreement, 4),
+    for name, (seconds, frames) in probes.items():
+        print(f"index probe of {name}: {1000 * seconds:.0f} ms ({frames} frames, "
+              f"{1e6 * seconds / frames:.0f} us/frame)")
+    print(json.dumps({"bench": "data", "decoder": decoder_version(), "num_frames": args.num_frames,
+                      "clips": args.clips, "mean_abs_difference_vs_pyav": round(agreement, 4),
+                      "probe_ms": {name: round(1000 * seconds, 1) for name, (seconds, _) in probes.items()},
                       "source": args.root or "embedded", "machine": platform.processor() or platform.machine(),
                       "results": [{**row, "clips_per_s": round(row["clips_per_s"], 2)} for row in rows]}))
+
+
+def probe_seconds(entries) -> dict[str, tuple[float, int]]:
+    """Seconds `probe_video` takes per file (best of 2) and its frame count, by file name."""
+    found = {}
+    for entry in entries:
+        timings = []
+        for _ in range(2):
+            began = time.perf_counter()
+            probe_video(entry.path)
+            timings.append(time.perf_counter() - began)
+        found[entry.rel_path] = (min(timings), entry.num_frames)
+    return found
 
 
 def mean_abs_difference(dm, clip: tuple[int, int], num_frames: int, resolution: int) -> float:
@@ -118,7 +138,7 @@ def mean_abs_difference(dm, clip: tuple[int, int], num_frames: int, resolution: 
 def print_table(rows: list[dict], args, dm) -> None:
     sizes = sorted({(e.width, e.height) for e in dm.split_entries("train")})
     print(f"{args.clips} random {args.num_frames}-frame clips from {args.root or 'the embedded clips'} "
-          f"(sources {sizes}), 1 thread, no workers")
+          f"(sources {sizes}), {decoder_version()}, 1 thread, no workers")
     print(f"{'px':>4}  {'reader':48s} {'clips/s':>8} {'ms/clip':>8} {'vs PyAV':>8}")
     for row in rows:
         baseline = next(r["clips_per_s"] for r in rows

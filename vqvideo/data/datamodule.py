@@ -50,7 +50,7 @@ class KineticsDataModule(LightningDataModule):
         val_fraction: float = 0.2,  # folder: share of files; embedded: share of each video's frames
         max_clips_per_video: int | None = None,  # None = every non-overlapping window
         random_flip: bool = False,
-        decode_device: str = "cpu",  # cpu | gpu (decord built with CUDA; uses the local rank's GPU)
+        decode_device: str = "cpu",  # cpu | gpu (decord2 built with CUDA; uses the local rank's GPU)
         index_cache_dir: str | None = "data/index",
         pin_memory: bool = False,
         progress: bool = True,
@@ -102,6 +102,9 @@ class KineticsDataModule(LightningDataModule):
             if not all(per_split.values()):
                 self._skip(entry, self._too_short_reason(entry, per_split))
                 continue
+            if entry.header_overstates:
+                rank_zero_warn(f"video {entry.path}: its header promises {entry.header_frames} frames, "
+                               f"{entry.num_frames} decode; using the {entry.num_frames}")
             for split, split_windows in per_split.items():
                 windows[split] += split_windows
         if not windows["test"]:
@@ -130,8 +133,9 @@ class KineticsDataModule(LightningDataModule):
         span = clip_span(self.hparams.num_frames, self._stride(entry))
         short = [split for split, found in per_split.items() if not found]
         where = f" in its {'/'.join(short)} part" if entry.split == TEMPORAL_SPLIT else ""
-        return (f"too short: {entry.num_frames} frames, a {self.hparams.num_frames}-frame clip at stride "
-                f"{self._stride(entry)} needs {span}{where}")
+        header = f" (its header promises {entry.header_frames})" if entry.header_overstates else ""
+        return (f"too short: {entry.num_frames} frames decode{header}, a {self.hparams.num_frames}-frame clip at "
+                f"stride {self._stride(entry)} needs {span}{where}")
 
     def _skip(self, entry: VideoEntry, reason: str) -> None:
         self.skipped.append(SkippedVideo(entry.path, reason))
@@ -148,7 +152,7 @@ class KineticsDataModule(LightningDataModule):
                 f"files play (ffprobe FILE), or lower num_frames/frame_stride if they are too short.")
 
     def _check_decode_device(self) -> None:
-        """Fail in setup, not in a worker: GPU decoding needs a CUDA build of decord and no worker processes."""
+        """Fail in setup, not in a worker: GPU decoding needs a CUDA build of decord2 and no worker processes."""
         if self.hparams.decode_device != "gpu":
             return
         entry = self.split_entries("train")[0] if self.split_entries("train") else self.split_entries("val")[0]

@@ -1,8 +1,10 @@
 """`vqvideo data-summary ROOT`: index a video root and report what the DataModule would serve.
 
 The last stdout line with --json is one JSON object:
-{"videos": int, "readable": int, "clips": int, "skipped": [{"path": str, "reason": str}, ...]}
-where `clips` counts train + val windows (test too for Kinetics, when it has its own folder).
+{"videos": int, "readable": int, "clips": int, "skipped": [{"path": str, "reason": str}, ...],
+ "header_overstates": [{"path": str, "header_frames": int, "num_frames": int}, ...], ...}
+where `clips` counts train + val windows (test too for Kinetics, when it has its own folder). `readable` and
+the frame counts are what training reads: the index decodes every frame with the reader training uses.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def summarize(dm: KineticsDataModule) -> dict:
         "readable": sum(entry.readable for entry in entries),
         "clips": sum(len(dm.split_windows(split)) for split in clip_splits),
         "skipped": [{"path": skipped.path, "reason": skipped.reason} for skipped in dm.skipped],
+        "header_overstates": [{"path": entry.path, "header_frames": entry.header_frames,
+                               "num_frames": entry.num_frames} for entry in entries if entry.header_overstates],
         "clips_per_split": {split: len(dm.split_windows(split)) for split in clip_splits},
         "labels": len(dm.label_names),
         "index_fingerprint": dm.index.fingerprint,
@@ -59,6 +63,8 @@ def print_table(summary: dict, root: str | None) -> None:
         print(f"  {split:5s} clips: {count}")
     for skipped in summary["skipped"]:
         print(f"  skipped {skipped['path']}: {skipped['reason']}")
+    for short in summary["header_overstates"]:
+        print(f"  header of {short['path']} promises {short['header_frames']} frames, {short['num_frames']} decode")
 
 
 def main(argv: list[str]) -> int:

@@ -1,27 +1,40 @@
-"""Turn a video file into model input: the one place frames are decoded, resized and cropped.
+"""Turn a video file into model input: the one place frames are decoded (decord), resized and cropped.
 
-decord decodes only the frames a clip needs (`get_batch` of their indices; a fresh `VideoReader` per call,
-so nothing decoder-related crosses a fork — decord #294 — and no reader accumulates memory, #197/#208).
-Resizing happens inside the decoder's pixel-format conversion (libswscale, area-aware when shrinking): for
-a 720p source and a 64 px clip this makes decoding ~2.5x faster than converting full frames to RGB and
-resizing them in torch.
+decord (the maintained `decord2` package, imported as `decord`) decodes only the frames a clip needs, with
+a fresh `VideoReader` per call, so nothing decoder-related crosses a fork (decord #294). Resizing happens
+inside the decoder's pixel-format conversion (libswscale, area-aware when shrinking): for a 720p source and
+a 64 px clip this is ~2.5x faster than converting full frames to RGB and resizing them in torch.
+
+What decord does on awkward files, measured with decord 0.6.0 and decord2 3.4.0 alike, and what we do:
+- FFmpeg's frame threads make error concealment timing-dependent: a damaged H.264 stream decoded with
+  several threads gave different pixels from run to run. One decoding thread gives the same bytes every run.
+- Without presentation timestamps (H.264 in AVI) decord's seek lands on the wrong frame (frame 12 read as
+  frame 0; decord #195, #252). Such files are decoded in order from frame 0 instead of seeking.
+- decord reads ahead of the frames asked for, so one packet it cannot decode (a truncated download) makes
+  clips anywhere before it fail at random. `scan_video` decodes every frame once, in order, so the index
+  can skip such a file by name instead.
 """
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 CROPS = ("center", "random")
 DECODE_DEVICES = ("cpu", "gpu")
+DECODE_THREADS = 1  # see the module docstring: more threads make damaged streams decode differently per run
+REPEAT_TOLERANCE = 1e-9  # decord's fault_tol: raise instead of silently repeating a frame it could not decode
+SCAN_RESOLUTION = 64  # `scan_video` decodes at this shorter side: the pass checks decoding, not pixels
+SCAN_CHUNK = 64  # frames per get_batch in the in-order pass
+MAX_SEEK_CHECKS = 8  # keyframes whose seek `scan_video` compares with the in-order pass
 GPU_DECODE_HELP = (
-    "decode_device='gpu' needs decord built with CUDA (NVDEC); the decord wheel on PyPI is CPU-only. "
-    "Build it from source: install the NVIDIA Video Codec SDK headers and FFmpeg dev libraries "
-    "(apt-get install libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libswscale-dev), then "
-    "`git clone --recursive https://github.com/dmlc/decord && cd decord && mkdir build && cd build && "
-    "cmake .. -DUSE_CUDA=ON -DCMAKE_BUILD_TYPE=Release && make -j && cd ../python && pip install .`. "
-    "Or use decode_device='cpu'."
+    "decode_device='gpu' needs decord2 built with CUDA (NVDEC), and this one is not (decord: {said}). The "
+    "decord2 wheels on PyPI for Linux and Windows are CPU-only. Install a CUDA build of decord2 (its +cuXXX "
+    "wheels from https://github.com/johnnynunez/decord2/releases, then `pip install 'decord2[cu13]'` for the "
+    "CUDA runtime; the NVIDIA driver provides libcuda and libnvcuvid), or use decode_device='cpu'."
 )
 
 
@@ -43,6 +56,14 @@ class FrameSize(NamedTuple):
     width: int
 
 
+class VideoScan(NamedTuple):
+    """What `scan_video` found: frames 0 .. num_frames - 1 all decode, in order and after a seek alike."""
+
+    num_frames: int
+    fps: float
+    seeks: bool  # False: decord's timestamps are unusable, clips are decoded in order from frame 0
+
+
 def probe_frame_size(path: str) -> FrameSize:
     """Height and width of the first video stream, from the container header (no decoding)."""
     import av
@@ -61,6 +82,13 @@ def resized_size(source: FrameSize, resolution: int) -> FrameSize:
     return FrameSize(max(resolution, round(source.height * scale)), max(resolution, round(source.width * scale)))
 
 
+def decoder_version() -> str:
+    """The decoder frames come from (the index records it: another version may decode other frames)."""
+    import decord
+
+    return f"decord {decord.__version__}"
+
+
 def decord_context(decode_device: str, device_id: int = 0):
     """decord's decode context for 'cpu' or 'gpu' (the given CUDA device)."""
     import decord
@@ -70,28 +98,144 @@ def decord_context(decode_device: str, device_id: int = 0):
     return decord.cpu(0) if decode_device == "cpu" else decord.gpu(device_id)
 
 
-def decode_frames(path: str, frame_indices: list[int], size: FrameSize, decode_device: str = "cpu",
-                  device_id: int = 0, num_threads: int = 1) -> torch.Tensor:
-    """Frames `frame_indices` of `path` decoded at `size`: (T, H, W, 3) uint8 on the CPU."""
+def _decord_errors() -> tuple[type[Exception], ...]:
+    """What decord raises: DECORDLimitReachedError (a repeated frame, see REPEAT_TOLERANCE) is no DECORDError;
+    an unopenable file gives RuntimeError, a file without frames AssertionError."""
+    import decord
+
+    return decord.DECORDError, decord.DECORDLimitReachedError, RuntimeError, AssertionError
+
+
+def _said(error: Exception) -> str:
+    """A decord error without its timestamps and C++ source locations ("[08:18:00] /src/x.cc:218: ")."""
+    text = re.sub(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ", "", " ".join(str(error).split()))
+    return (text or type(error).__name__)[-200:]
+
+
+def open_reader(path: str, size: FrameSize | None = None, decode_device: str = "cpu", device_id: int = 0):
+    """A fresh decord VideoReader (output at `size`, or the source size); drop it when done."""
     import decord
 
     context = decord_context(decode_device, device_id)
+    width, height = (size.width, size.height) if size is not None else (-1, -1)
     try:
-        reader = decord.VideoReader(path, ctx=context, width=size.width, height=size.height,
-                                    num_threads=num_threads)
-    except (decord.DECORDError, RuntimeError) as error:  # decord raises RuntimeError for unopenable files
-        if "CUDA not enabled" in str(error):
-            raise GpuDecodeUnavailable(GPU_DECODE_HELP) from error
-        raise VideoReadError(path, f"decord cannot open it ({str(error).strip()[-200:]})") from error
+        return decord.VideoReader(path, ctx=context, width=width, height=height, num_threads=DECODE_THREADS,
+                                  fault_tol=REPEAT_TOLERANCE)
+    except _decord_errors() as error:  # decord raises RuntimeError for unopenable files
+        said = _said(error)
+        if "CUDA not enabled" in said or "GPU acceleration not available" in said:
+            raise GpuDecodeUnavailable(GPU_DECODE_HELP.format(said=said)) from None
+        raise VideoReadError(path, f"decord cannot open it ({said})") from None
+
+
+def seeks_exactly(reader) -> bool:
+    """Whether decord can seek in this file: every frame has a distinct, increasing presentation time."""
+    stamps = reader.get_frame_timestamp(list(range(len(reader))))[:, 0]
+    return bool(np.all(np.isfinite(stamps)) and stamps.min() > -1e6 and np.all(np.diff(stamps) > 0))
+
+
+def read_in_order(reader, frame_indices: list[int], chunk: int = SCAN_CHUNK) -> np.ndarray:
+    """Frames `frame_indices` of a fresh reader, decoded in order from frame 0 (no seek): (T, H, W, 3) uint8."""
+    wanted, found = set(frame_indices), {}
+    last = max(frame_indices)
+    for start in range(0, last + 1, chunk):
+        block = reader.get_batch(list(range(start, min(last + 1, start + chunk)))).asnumpy()
+        found.update({start + i: frame for i, frame in enumerate(block) if start + i in wanted})
+    return np.stack([found[i] for i in frame_indices])
+
+
+class _WidthCopyFailure(Exception):
+    """decord cannot copy frames of some even output widths (8, 16, 24, 32, 48, 96, 144 ... px) out."""
+
+
+def _decode(path: str, frame_indices: list[int], size: FrameSize, decode_device: str, device_id: int) -> np.ndarray:
+    reader = open_reader(path, size, decode_device, device_id)
+    frames = None
     try:
-        if frame_indices[-1] >= len(reader):
-            raise VideoReadError(path, f"too short: frame {frame_indices[-1]} requested, {len(reader)} frames")
-        frames = reader.get_batch(frame_indices).asnumpy()
-    except (decord.DECORDError, RuntimeError) as error:
-        raise VideoReadError(path, f"decoding failed ({str(error).strip()[-200:]})") from error
+        num_frames = len(reader)
+        if max(frame_indices) < num_frames:
+            seek = seeks_exactly(reader)
+            frames = reader.get_batch(frame_indices).asnumpy() if seek else read_in_order(reader, frame_indices)
+    except _decord_errors() as error:
+        if "DECORDArrayCopyFromTo" in str(error):
+            raise _WidthCopyFailure() from None
+        raise VideoReadError(path, f"decoding failed ({_said(error)})") from None
     finally:
         del reader
-    return torch.from_numpy(frames)
+    if frames is None:
+        raise VideoReadError(path, f"too short: frame {max(frame_indices)} requested, {num_frames} frames")
+    return frames
+
+
+def decode_frames(path: str, frame_indices: list[int], size: FrameSize, decode_device: str = "cpu",
+                  device_id: int = 0) -> torch.Tensor:
+    """Frames `frame_indices` of `path` decoded at `size`: (T, H, W, 3) uint8 on the CPU."""
+    try:
+        return torch.from_numpy(_decode(path, frame_indices, size, decode_device, device_id))
+    except _WidthCopyFailure:
+        wider = FrameSize(size.height, size.width + 1)  # odd widths always copy out
+    try:
+        frames = _decode(path, frame_indices, wider, decode_device, device_id)
+    except _WidthCopyFailure:
+        raise VideoReadError(path, f"decord cannot output frames {wider.width} or {size.width} px wide") from None
+    return resize_frames(torch.from_numpy(frames), size)
+
+
+def _seek_check_keys(key_indices: list[int], num_frames: int) -> list[int]:
+    """Up to MAX_SEEK_CHECKS keyframes after frame 0, evenly spread."""
+    keys = [k for k in key_indices if 0 < k < num_frames]
+    if len(keys) <= MAX_SEEK_CHECKS:
+        return keys
+    return [keys[(2 * i + 1) * len(keys) // (2 * MAX_SEEK_CHECKS)] for i in range(MAX_SEEK_CHECKS)]
+
+
+def _scan_failure(error: Exception, start: int, num_frames: int) -> str:
+    import decord
+
+    if isinstance(error, decord.DECORDLimitReachedError):
+        return (f"damaged: decord repeats frames it cannot decode (at or after frame {start} of {num_frames}; "
+                "e.g. a stream cut before its first keyframe), so its frame numbers are wrong. Fix: re-encode it")
+    return (f"truncated or damaged: decord fails on a frame at or after {start} of {num_frames} ({_said(error)}); "
+            "it reads ahead, so clips before that frame fail at random too. Fix: re-download or re-encode it")
+
+
+def _scan_in_order(path: str, size: FrameSize) -> tuple[VideoScan, list[int], dict[int, np.ndarray]]:
+    """Decode every frame once, in order: (scan, keyframes to seek to, their and their next frames in order)."""
+    reader = open_reader(path, size)
+    start, num_frames = 0, len(reader)
+    try:
+        scan = VideoScan(num_frames, float(reader.get_avg_fps()), seeks_exactly(reader))
+        keys = _seek_check_keys(reader.get_key_indices(), num_frames) if scan.seeks else []
+        checks = {f for k in keys for f in (k, k + 1) if f < num_frames}
+        found = {}
+        for start in range(0, num_frames, SCAN_CHUNK):
+            block = reader.get_batch(list(range(start, min(num_frames, start + SCAN_CHUNK)))).asnumpy()
+            found.update({f: block[f - start] for f in checks if start <= f < start + len(block)})
+    except _decord_errors() as error:
+        raise VideoReadError(path, _scan_failure(error, start, num_frames)) from None
+    finally:
+        del reader
+    return scan, keys, found
+
+
+def scan_video(path: str, source: FrameSize) -> VideoScan:
+    """Check that decord delivers every frame of `path`, and the same frame after a seek as in order.
+
+    Decodes each frame once (at SCAN_RESOLUTION), then re-reads up to MAX_SEEK_CHECKS keyframes (and the
+    frame after each) through `decode_frames`, the path clips take. Raises VideoReadError with the reason.
+    """
+    size = resized_size(source, SCAN_RESOLUTION)
+    size = FrameSize(size.height, size.width | 1)  # an odd width avoids decord's copy failure at some widths
+    scan, keys, in_order = _scan_in_order(path, size)
+    for key in keys:
+        frames = [key, key + 1] if key + 1 < scan.num_frames else [key]
+        after_seek = decode_frames(path, frames, size).numpy()
+        for frame, picture in zip(frames, after_seek):
+            if not np.array_equal(picture, in_order[frame]):
+                raise VideoReadError(path, f"decord returns another picture for frame {frame} after a seek than in "
+                                           "order (an open GOP, or timestamps that do not match the frames). Fix: "
+                                           "re-encode with closed GOPs, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
+    return scan
 
 
 def resize_frames(frames: torch.Tensor, size: FrameSize) -> torch.Tensor:
