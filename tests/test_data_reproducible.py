@@ -14,7 +14,7 @@ from cache_helpers import precompute_args, save_tiny_vqvae
 from codec_videos import corrupt_slices, cut_packet_mp4
 from torch.utils.data import DataLoader
 
-from vqvideo.cache import precompute
+from vqvideo import precompute
 from vqvideo.cache.manifest import SHARD_ARRAYS, read_manifest
 from vqvideo.cache.shards import shard_file
 from vqvideo.data.datamodule import KineticsDataModule
