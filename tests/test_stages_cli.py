@@ -111,7 +111,7 @@ def restored_setting(cli, stage: str):
     return cli.model.hparams[section][key]
 
 
-METRICS = {"vqvae": ("loss", "psnr", "recon_mse"), "top_prior": ("loss", "bits_per_code", "unigram_bits_per_code"),
+METRICS = {"vqvae": ("loss", "psnr", "recon_mse", "psnr_top_only", "psnr_mean_colour"), "top_prior": ("loss", "bits_per_code", "unigram_bits_per_code"),
            "bottom_prior": ("loss", "bits_per_code", "unigram_bits_per_code")}
 
 

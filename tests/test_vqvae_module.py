@@ -86,3 +86,17 @@ def test_clip_shape_the_strides_cannot_divide_fails_at_construction():
         tiny_vqvae_module(clip_shape=(8, 30, 32))
     with pytest.raises(ValueError, match="no clip_shape"):
         tiny_vqvae_module(clip_shape=None).example_inputs()
+
+
+def test_validation_logs_top_only_and_mean_colour_psnr_as_computed_by_hand(trained):
+    """val/psnr_top_only and val/psnr_mean_colour: PSNR (data range 2, pooled over the epoch) of the top codes
+    decoded with the bottom masked, and of each clip's mean colour, against the validation clips."""
+    module, trainer, _, val_video, _ = trained
+    metrics = trainer.validate(module, DataLoader(blob_clips(4, seed=2), batch_size=4, collate_fn=collate))[0]
+    module.eval()
+    with torch.no_grad():
+        top_only = module.vqvae.decode_top_only(module.vqvae.encode(val_video).top).clamp(-1, 1)
+    mean_colour = val_video.mean(dim=(2, 3, 4), keepdim=True).expand_as(val_video)
+    for name, estimate in (("psnr_top_only", top_only), ("psnr_mean_colour", mean_colour)):
+        expected = 10 * torch.log10(4.0 / torch.mean((estimate - val_video) ** 2))
+        assert metrics[f"val/{name}"] == pytest.approx(expected.item(), abs=1e-3), name

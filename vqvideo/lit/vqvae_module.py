@@ -1,7 +1,10 @@
 """Stage 1 as a LightningModule: trains the hierarchical video VQ-VAE (§2.1 eq. 2, §3.1, Table 3).
 
 Loss = reconstruction MSE + β · commitment (the codebook term of eq. 2 is replaced by the EMA update inside
-the quantizers). Logs recon MSE, PSNR, per-level perplexity, fraction of codes used and dead-code restarts.
+the quantizers). Logs recon MSE, PSNR, per-level perplexity, fraction of codes used and dead-code restarts, and in
+validation and test whether the hierarchy is used: `psnr_top_only` (the top codes decoded with the bottom level
+masked, as in training's masking) beside `psnr_mean_colour` (predicting each clip's mean colour everywhere). A top
+level that carries no content scores no better than the mean colour.
 Videos reach TensorBoard through the `VideoLogger` callback. `load_vqvae` gives later stages the trained
 VQ-VAE, frozen.
 """
@@ -22,6 +25,7 @@ from vqvideo.lit.optimization import OptimizationConfig, configure_optimization
 from vqvideo.models.vqvae import VQVAE, VQVAEConfig, VQVAEOutput
 
 STAGES = ("train", "val", "test")
+LEVEL_PSNRS = ("psnr_top_only", "psnr_mean_colour")
 
 
 class VQVAEModule(pl.LightningModule):
@@ -49,6 +53,9 @@ class VQVAEModule(pl.LightningModule):
         if clip_shape is not None:
             self.vqvae.latent_shapes(*clip_shape)  # fail at construction, not mid-run
         self.train_psnr, self.val_psnr, self.test_psnr = (PeakSignalNoiseRatio(data_range=2.0) for _ in STAGES)
+        self.level_psnr = torch.nn.ModuleDict({  # val/test only: what the top level alone carries, and the floor
+            f"{stage}_{name}": PeakSignalNoiseRatio(data_range=2.0) for stage in STAGES[1:] for name in LEVEL_PSNRS
+        })
 
     # ----- describe hook (see vqvideo/describe.py) ---------------------------------------------------
     @property
@@ -103,10 +110,22 @@ class VQVAEModule(pl.LightningModule):
         batch_size = video.shape[0]
         self.log_dict(metrics, on_step=on_step, on_epoch=not on_step, sync_dist=sync, batch_size=batch_size)
         self.log(f"{stage}/psnr", psnr, on_step=on_step, on_epoch=not on_step, prog_bar=True, batch_size=batch_size)
+        if stage != "train":
+            self._log_level_psnrs(video, output.codes.top, stage)
         if stage == "train" and self.vqvae.config.restart_dead_codes:
             self.log("train/dead_code_restarts_top", self.vqvae.top_quantizer.total_restarts.float())
             self.log("train/dead_code_restarts_bottom", self.vqvae.bottom_quantizer.total_restarts.float())
         return loss
+
+    @torch.no_grad()
+    def _log_level_psnrs(self, video: torch.Tensor, top_codes: torch.Tensor, stage: str) -> None:
+        """video (B, 3, T, H, W) in [-1, 1], top_codes (B, Tt, Ht, Wt): log top-only and mean-colour PSNR."""
+        top_only = self.vqvae.decode_top_only(top_codes).float().clamp(-1, 1)
+        mean_colour = video.float().mean(dim=(2, 3, 4), keepdim=True).expand_as(video)
+        for name, estimate in zip(LEVEL_PSNRS, (top_only, mean_colour)):
+            metric = self.level_psnr[f"{stage}_{name}"]
+            metric(estimate, video.float())
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, batch_size=video.shape[0])
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
