@@ -8,6 +8,7 @@ random number a position gets: same seed and same logits give bit-identical code
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -85,6 +86,30 @@ def pick_codes(logits: torch.Tensor, uniforms: torch.Tensor, options: SamplingOp
     return codes.clamp_(max=logits.shape[-1] - 1)
 
 
+def _float32_flags() -> list[tuple[object, str, object]]:
+    """(holder, flag, full-float32 value) for CUDA matmuls and cuDNN convolutions."""
+    if hasattr(torch.backends.cudnn, "conv"):  # torch >= 2.9; reading the legacy flags after setting these may raise
+        return [(torch.backends.cuda.matmul, "fp32_precision", "ieee"),
+                (torch.backends.cudnn.conv, "fp32_precision", "ieee")]
+    return [(torch.backends.cuda.matmul, "allow_tf32", False), (torch.backends.cudnn, "allow_tf32", False)]
+
+
+@contextlib.contextmanager
+def ieee_float32() -> Iterator[None]:
+    """No TF32 inside (the flags are restored after); also a decorator. The samplers compute the same logits with
+    different kernels (naive: cuDNN convolutions; cached: matmuls), and cuDNN convolutions default to TF32 on CUDA,
+    whose 10-bit mantissa moves logits by ~1e-3: enough to flip codes at near-ties, so the samplers would differ."""
+    flags = _float32_flags()
+    saved = [getattr(holder, name) for holder, name, _ in flags]
+    try:
+        for holder, name, value in flags:
+            setattr(holder, name, value)
+        yield
+    finally:
+        for (holder, name, _), value in zip(flags, saved):
+            setattr(holder, name, value)
+
+
 ChooseCode = Callable[[int, int, int, torch.Tensor], torch.Tensor]  # (t, y, x, logits (B, K)) → codes (B,) int64
 
 
@@ -128,6 +153,7 @@ class Sampler:
         raise NotImplementedError
 
     @torch.no_grad()
+    @ieee_float32()
     def sample_top(
         self,
         prior: nn.Module,
@@ -149,6 +175,7 @@ class Sampler:
         return self.generate(prior.pixelcnn, cond, choose_code, "top codes")
 
     @torch.no_grad()
+    @ieee_float32()
     def sample_bottom(
         self,
         prior: nn.Module,
