@@ -13,7 +13,9 @@ experiments/bench/vqvae.yaml), in eval mode, on random given codes. For each pri
 Exactness (`identical`), checked in the same run: the naive prefix codes equal the cached codes there; the
 cached path's per-position logits equal the teacher-forced pass to 1e-4; and re-picking every code from the
 teacher-forced logits with the same uniforms gives the cached codes everywhere (what the plain sampler would
-return, the network being causal). Prints a table, then one JSON object as the last stdout line.
+return, the network being causal). All of it without TF32 (`ieee_float32`, as the samplers run). Prints a table,
+then one JSON object as the last stdout line. `bench_top`/`bench_bottom` also serve benchmarks/gpu_check.py (any
+config folder, any device; prefix None runs the plain sampler over the whole volume).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch
 
 from vqvideo.describe import build_module
 from vqvideo.sampling import NaiveSampler, get_sampler
-from vqvideo.sampling.base import SamplingOptions, pick_codes, sampling_uniforms
+from vqvideo.sampling.base import SamplingOptions, ieee_float32, pick_codes, sampling_uniforms
 from vqvideo.sampling.cached import teacher_forced_logits
 
 BENCH = Path(__file__).resolve().parents[1] / "experiments" / "bench"
@@ -40,26 +42,36 @@ class Row:
     prior: str
     positions: int
     forward_s: float
-    naive_s: float
+    naive_s: float  # scaled to every position when only a prefix was timed
     cached_s: float
     identical: bool
     max_logit_error: float
 
 
-def timed(function):
+def synchronize(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(function, device="cpu"):
+    """(seconds, result) of function(); on CUDA the queued kernels are waited for before and after."""
+    synchronize(device)
     start = time.perf_counter()
     result = function()
+    synchronize(device)
     return time.perf_counter() - start, result
 
 
-def build(config_name: str):
-    """The bench prior (eval mode, no gradients) and its latent facts (paper shapes, experiments/bench/vqvae.yaml)."""
-    module = build_module(BENCH / config_name, device="cpu")
+def build(config_path: Path, device):
+    """The config's prior (eval mode, no gradients) on `device` and its latent facts (bench: the paper's shapes,
+    from experiments/bench/vqvae.yaml)."""
+    module = build_module(config_path, device=device)
     return module.code_spec, module.prior.eval().requires_grad_(False)
 
 
-def random_codes(shape, num_codes, generator):
-    return torch.randint(0, num_codes, shape, generator=generator)
+def random_codes(shape, num_codes, generator, device):
+    """int64 codes drawn on a CPU generator, then moved to `device`."""
+    return torch.randint(0, num_codes, shape, generator=generator).to(device)
 
 
 def repicked(logits_per_position: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
@@ -68,100 +80,132 @@ def repicked(logits_per_position: torch.Tensor, uniforms: torch.Tensor) -> torch
     return pick_codes(flat, uniforms.reshape(-1), OPTIONS).view(uniforms.shape)
 
 
-def bench_top(batch_size: int, prefix: int, seed: int) -> Row:
-    spec, prior = build("top_prior.yaml")
+def time_samplers(sample, prefix: int | None, device):
+    """(naive seconds, naive codes, cached seconds, cached codes); sample(sampler) → codes. prefix: positions of
+    the plain sampler run (None: all)."""
+    sample(NaiveSampler(max_positions=1))  # warm-up (allocator, kernels)
+    naive_s, naive_codes = timed(lambda: sample(NaiveSampler(max_positions=prefix)), device)
+    cached_s, codes = timed(lambda: sample(get_sampler("cached")), device)
+    return naive_s, naive_codes, cached_s, codes
+
+
+def bench_top(batch_size: int, prefix: int | None, seed: int, config_dir: Path = BENCH, device="cpu") -> Row:
+    """The top prior of config_dir/top_prior.yaml on `device`; prefix: positions the plain sampler runs (None: all)."""
+    spec, prior = build(config_dir / "top_prior.yaml", device)
     generator = torch.Generator().manual_seed(seed)
-    given_top = random_codes((batch_size, *spec.given_top_shape), spec.num_top_codes, generator)
-    given_bottom = random_codes((batch_size, *spec.given_bottom_shape), spec.num_bottom_codes, generator)
+    given_top = random_codes((batch_size, *spec.given_top_shape), spec.num_top_codes, generator, device)
+    given_bottom = random_codes((batch_size, *spec.given_bottom_shape), spec.num_bottom_codes, generator, device)
     num_slices, height, width = spec.num_future_top_slices, *spec.top_shape[1:]
     positions = num_slices * height * width
+    prefix = min(prefix or positions, positions)
 
     def sample(sampler):
         return sampler.sample_top(prior, given_top, given_bottom, num_slices, OPTIONS,
                                   torch.Generator().manual_seed(seed))
 
-    sample(NaiveSampler(max_positions=1))  # warm-up (allocator, kernels)
-    naive_s, naive_codes = timed(lambda: sample(NaiveSampler(max_positions=prefix)))
-    cached_s, codes = timed(lambda: sample(get_sampler("cached")))
-    with torch.no_grad():
-        forward_s, logits = timed(lambda: prior(codes, given_top, given_bottom))
+    naive_s, naive_codes, cached_s, codes = time_samplers(sample, prefix, device)
+    with torch.no_grad(), ieee_float32():
+        forward_s, logits = timed(lambda: prior(codes, given_top, given_bottom), device)
         cond = prior.condition(given_top, given_bottom, num_slices)
         cached_logits = teacher_forced_logits(prior.pixelcnn, codes, cond)
-    uniforms = sampling_uniforms(batch_size, num_slices, height, width, torch.Generator().manual_seed(seed), "cpu")
+    uniforms = sampling_uniforms(batch_size, num_slices, height, width, torch.Generator().manual_seed(seed), device)
     prefix_equal = torch.equal(naive_codes.flatten(1)[:, :prefix], codes.flatten(1)[:, :prefix])
     error = (cached_logits - logits).abs().max().item()
     identical = prefix_equal and error < 1e-4 and torch.equal(repicked(logits, uniforms), codes)
     return Row("top", positions, forward_s, naive_s / prefix * positions, cached_s, identical, error)
 
 
-def bench_bottom(batch_size: int, prefix: int, seed: int) -> Row:
-    spec, prior = build("bottom_prior.yaml")
+def bench_bottom(batch_size: int, prefix: int | None, seed: int, config_dir: Path = BENCH, device="cpu") -> Row:
+    """The bottom prior of config_dir/bottom_prior.yaml on `device`; prefix: positions the plain sampler runs in
+    each slice (None: all). Only the first slice's prefix can be compared: later slices are conditioned on it."""
+    spec, prior = build(config_dir / "bottom_prior.yaml", device)
     generator = torch.Generator().manual_seed(seed)
-    top_codes = random_codes((batch_size, *spec.top_shape), spec.num_top_codes, generator)
-    given_bottom = random_codes((batch_size, *spec.given_bottom_shape), spec.num_bottom_codes, generator)
+    top_codes = random_codes((batch_size, *spec.top_shape), spec.num_top_codes, generator, device)
+    given_bottom = random_codes((batch_size, *spec.given_bottom_shape), spec.num_bottom_codes, generator, device)
     first, num_slices = spec.given_bottom_shape[0], spec.num_future_bottom_slices
     height, width = spec.bottom_shape[1:]
-    positions = num_slices * height * width
+    positions, per_slice = num_slices * height * width, min(prefix or height * width, height * width)
 
     def sample(sampler):
         return sampler.sample_bottom(prior, top_codes, given_bottom, num_slices, OPTIONS,
                                      torch.Generator().manual_seed(seed))
 
-    sample(NaiveSampler(max_positions=1))
-    naive_s, naive_codes = timed(lambda: sample(NaiveSampler(max_positions=prefix)))
-    cached_s, codes = timed(lambda: sample(get_sampler("cached")))
+    naive_s, naive_codes, cached_s, codes = time_samplers(sample, per_slice, device)
     future = codes[:, first:]  # (B, 6, Hb, Wb)
-    with torch.no_grad():
-        forward_s, logits = timed(lambda: slice_logits(prior, codes, top_codes, first))
-        conds = [prior.condition(top_codes, codes, slice_index(batch_size, n)) for n in range(first, codes.shape[1])]
-        cached_logits = torch.stack(
-            [teacher_forced_logits(prior.pixelcnn, future[:, i : i + 1], cond[:, :, None])[:, :, 0]
-             for i, cond in enumerate(conds)], 2)  # fmt: skip
-    uniforms = sampling_uniforms(batch_size, num_slices, height, width, torch.Generator().manual_seed(seed), "cpu")
-    prefix_equal = torch.equal(naive_codes[:, first].flatten(1)[:, :prefix], future[:, 0].flatten(1)[:, :prefix])
+    with torch.no_grad(), ieee_float32():
+        forward_s, logits = timed(lambda: slice_logits(prior, codes, top_codes, first), device)
+        cached_logits = cached_slice_logits(prior, codes, top_codes, first)
+    uniforms = sampling_uniforms(batch_size, num_slices, height, width, torch.Generator().manual_seed(seed), device)
+    compared = slice(None) if per_slice == height * width else slice(0, 1)  # all slices, or the first one's prefix
+    naive_part, cached_part = naive_codes[:, first:][:, compared], future[:, compared]
+    prefix_equal = torch.equal(naive_part.flatten(2)[..., :per_slice], cached_part.flatten(2)[..., :per_slice])
     error = (cached_logits - logits).abs().max().item()
     identical = prefix_equal and error < 1e-4 and torch.equal(repicked(logits, uniforms), future)
-    return Row("bottom", positions, forward_s, naive_s / prefix * positions, cached_s, identical, error)
+    naive_scaled = naive_s / (per_slice * num_slices) * positions  # the plain run did per_slice in every slice
+    return Row("bottom", positions, forward_s, naive_scaled, cached_s, identical, error)
 
 
-def slice_index(batch_size: int, n: int) -> torch.Tensor:
-    return torch.full((batch_size,), n, dtype=torch.long)
+def slice_index(batch_size: int, n: int, device) -> torch.Tensor:
+    return torch.full((batch_size,), n, dtype=torch.long, device=device)
 
 
 def slice_logits(prior, bottom_codes, top_codes, first) -> torch.Tensor:
     """Teacher-forced logits of every future slice: (B, K, Tb - first, Hb, Wb), one prior pass per slice."""
-    batch_size = bottom_codes.shape[0]
+    batch_size, device = bottom_codes.shape[0], bottom_codes.device
     slices = range(first, bottom_codes.shape[1])
-    return torch.stack([prior(bottom_codes, top_codes, slice_index(batch_size, n)) for n in slices], 2)
+    return torch.stack([prior(bottom_codes, top_codes, slice_index(batch_size, n, device)) for n in slices], 2)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-size", type=int, default=4, help="videos sampled at once")
-    parser.add_argument("--prefix", type=int, default=8, help="positions of the plain sampler actually timed")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on a shared 2-core CPU)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    rows = [bench_top(args.batch_size, args.prefix, args.seed), bench_bottom(args.batch_size, args.prefix, args.seed)]
-    print(f"batch {args.batch_size}, {args.threads} thread(s), device cpu; naive = first {args.prefix} positions "
-          "timed, scaled by the position count")
+def cached_slice_logits(prior, bottom_codes, top_codes, first) -> torch.Tensor:
+    """The cached path's logits of every future slice, teacher-forced: (B, K, Tb - first, Hb, Wb)."""
+    batch_size, device = bottom_codes.shape[0], bottom_codes.device
+    logits = []
+    for n in range(first, bottom_codes.shape[1]):
+        cond = prior.condition(top_codes, bottom_codes, slice_index(batch_size, n, device))[:, :, None]
+        logits.append(teacher_forced_logits(prior.pixelcnn, bottom_codes[:, n : n + 1], cond)[:, :, 0])
+    return torch.stack(logits, 2)
+
+
+def ratios(row: Row) -> dict:
+    """How much faster the cached sampler is than the plain one, and how many forward passes it costs."""
+    return {"naive_over_cached": round(row.naive_s / row.cached_s, 2),
+            "cached_over_forward": round(row.cached_s / row.forward_s, 2)}
+
+
+def print_table(rows: list[Row], header: str) -> None:
+    print(header)
     print(f"{'prior':<7}{'positions':>10}{'forward s':>11}{'naive s':>12}{'cached s':>10}{'naive/cached':>14}"
           f"{'cached/forward':>16}{'identical':>11}{'max |Δlogit|':>14}")
     for r in rows:
         print(f"{r.prior:<7}{r.positions:>10}{r.forward_s:>11.3f}{r.naive_s:>12.1f}{r.cached_s:>10.2f}"
               f"{r.naive_s / r.cached_s:>14.1f}{r.cached_s / r.forward_s:>16.2f}{str(r.identical):>11}"
               f"{r.max_logit_error:>14.2e}")
-    top, bottom = rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-size", type=int, default=4, help="videos sampled at once")
+    parser.add_argument("--prefix", type=int, default=8,
+                        help="positions of the plain sampler actually timed (bottom prior: in each slice)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on a shared 2-core CPU)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    top, bottom = (bench(args.batch_size, args.prefix, args.seed, device=args.device)
+                   for bench in (bench_top, bench_bottom))
+    print_table([top, bottom], f"batch {args.batch_size}, {args.threads} thread(s), device {args.device}; naive = "
+                f"first {args.prefix} positions (per bottom slice) timed, scaled by the position count")
     print(json.dumps({
-        "top_ratio": round(top.naive_s / top.cached_s, 2),
-        "bottom_ratio": round(bottom.naive_s / bottom.cached_s, 2),
-        "top_vs_forward": round(top.cached_s / top.forward_s, 2),
-        "bottom_vs_forward": round(bottom.cached_s / bottom.forward_s, 2),
+        "top_ratio": ratios(top)["naive_over_cached"],
+        "bottom_ratio": ratios(bottom)["naive_over_cached"],
+        "top_vs_forward": ratios(top)["cached_over_forward"],
+        "bottom_vs_forward": ratios(bottom)["cached_over_forward"],
         "identical": top.identical and bottom.identical,
         "top_seconds": {"forward": top.forward_s, "naive_scaled": top.naive_s, "cached": top.cached_s},
         "bottom_seconds": {"forward": bottom.forward_s, "naive_scaled": bottom.naive_s, "cached": bottom.cached_s},
         "batch_size": args.batch_size, "naive_prefix_positions": args.prefix, "threads": args.threads,
+        "device": args.device,
     }))
 
 
