@@ -13,7 +13,7 @@ OUT ?= outputs/demo
 LOGDIR ?= outputs
 
 .PHONY: install test test-all demo train-vqvae precompute train-top train-bottom predict eval \
-        bench bench-data bench-cache bench-sample tensorboard human-eval-demo clean
+        bench bench-data bench-cache bench-sample gpu-check tensorboard human-eval-demo clean
 
 install: $(VENV)/.installed
 
@@ -74,6 +74,11 @@ bench-cache: install
 
 bench-sample: install
 	$(BIN)/python benchmarks/bench_sample.py $(ARGS)
+
+# The prepared GPU check (benchmarks/gpu_check.py; README "GPU"): DEVICE=cuda, or cpu for the tiny-shape smoke test.
+DEVICE ?= cuda
+gpu-check: install
+	$(BIN)/python benchmarks/gpu_check.py --device $(DEVICE) $(ARGS)
 
 tensorboard: install
 	$(BIN)/tensorboard --logdir $(LOGDIR)

@@ -1,0 +1,66 @@
+"""The prepared GPU check (benchmarks/gpu_check.py) run as `make gpu-check DEVICE=cpu` runs it: the same script, tiny
+shapes, float32, so the script cannot go stale between the rare GPU runs. One subprocess run of the whole check
+(steps, sampler, pipeline); its last stdout line is the JSON report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("vqvae", "top_prior", "bottom_prior")
+
+
+@pytest.fixture(scope="module")
+def cpu_check(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gpu_check") / "gpu_check.md"
+    run = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--device", "cpu", "--out", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1]), out
+
+
+def test_every_part_ran_and_passed(cpu_check):
+    report, _ = cpu_check
+    assert report["failed"] == [] and report["profile"].startswith("cpu")
+    assert {"steps", "sampler", "pipeline", "decode", "compile"} == set(report["parts"])
+    assert all(report["parts"][part]["ok"] for part in ("steps", "sampler", "pipeline"))
+    assert "CUDA only" in report["decode"]["skipped"] and "CUDA only" in report["compile"]["skipped"]
+
+
+def test_sampler_codes_identical_and_timed(cpu_check):
+    sampler = cpu_check[0]["sampler"]
+    assert sampler["identical"] is True
+    for group in ("demo", "bench"):
+        assert set(sampler[group]) == {"top", "bottom"}
+        assert all(row["identical"] and row["cached_s"] > 0 for row in sampler[group].values())
+    assert all(row["naive_over_cached"] > 0 for row in sampler["bench"].values())
+
+
+def test_training_steps_ran_for_every_paper_stage(cpu_check):
+    report, _ = cpu_check
+    for key in ("step", "memory", "tflops", "mfu", "batch_size"):
+        assert set(report[key]) == set(STAGES), key
+    assert all(report["step"][stage] > 0 and report["tflops"][stage] > 0 for stage in STAGES)
+    assert all(0 < report["mfu"][stage] for stage in STAGES)
+    assert all(report["memory"][stage] is None for stage in STAGES)  # CUDA's allocator only
+    assert report["batch_size"] == {"vqvae": 2, "top_prior": 2, "bottom_prior": 2}  # the shrunk YAMLs' batch
+    assert "measured float32 matmul" in report["peak"]["source"]
+
+
+def test_pipeline_stages_ran_through_the_cli(cpu_check):
+    stages = cpu_check[0]["pipeline"]["stages"]
+    assert list(stages) == ["vqvae", "precompute", "top_prior", "bottom_prior", "predict"]
+    assert all(stage["ok"] for stage in stages.values())
+    assert "--trainer.accelerator cpu" in stages["vqvae"]["result"]["command"]
+
+
+def test_markdown_and_json_written(cpu_check):
+    report, out = cpu_check
+    page = out.read_text()
+    assert page.startswith("# vqvideo GPU check: cpu") and "| top_prior |" in page and "identical" in page
+    assert json.loads(out.with_suffix(".json").read_text())["sampler"]["identical"] is True
