@@ -79,6 +79,12 @@ class Profile:
     timed_steps: int = 3
     threads: int | None = None  # torch CPU threads (None: torch's default)
 
+    @property
+    def trainer_devices(self) -> str:
+        """Lightning's --trainer.devices for the one device of this check: one device, or cuda:1 → "1," (GPU 1)."""
+        index = torch.device(self.device).index
+        return "1" if index is None else f"{index},"
+
 
 def profile_for(device: str) -> Profile:
     if torch.device(device).type == "cuda":
@@ -190,14 +196,16 @@ def check_sampler(configs: dict[str, Path], profile: Profile) -> dict:
 def pipeline_commands(config_dir: Path, profile: Profile) -> dict[str, list[str]]:
     """The demo's stages as `vqvideo` command lines: the demo YAMLs plus the check's trainer overrides."""
     run, steps = config_dir / "run", str(profile.pipeline_steps)
-    trainer = ["--trainer.accelerator", profile.accelerator, "--trainer.devices", "1", "--trainer.precision",
-               profile.precision, "--trainer.max_steps", steps, "--trainer.val_check_interval", steps,
-               "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false"]
+    trainer = ["--trainer.accelerator", profile.accelerator, "--trainer.devices", profile.trainer_devices,
+               "--trainer.precision", profile.precision, "--trainer.max_steps", steps,
+               "--trainer.val_check_interval", steps, "--trainer.limit_val_batches", "2",
+               "--trainer.enable_progress_bar", "false"]
     fit = lambda stage: ["fit", "--config", str(config_dir / f"{stage}.yaml"), *trainer]  # noqa: E731
     return {
         "vqvae": fit("vqvae"),
         "precompute": ["precompute", "--config", str(config_dir / "precompute.yaml"), "--trainer.accelerator",
-                       profile.accelerator, "--trainer.enable_progress_bar", "false"],
+                       profile.accelerator, "--trainer.devices", profile.trainer_devices,
+                       "--trainer.enable_progress_bar", "false"],
         "top_prior": fit("top_prior"),
         "bottom_prior": fit("bottom_prior"),
         "predict": ["predict", "--vqvae", str(run / "vqvae.ckpt"), "--top", str(run / "top_prior.ckpt"),
@@ -255,7 +263,9 @@ def check_compile(configs: dict[str, Path], profile: Profile) -> dict:
 
 
 # ----- the run ----------------------------------------------------------------------------------------
-def run_parts(parts: list[str], configs: dict[str, Path], profile: Profile) -> dict[str, dict]:
+def run_parts(parts: list[str], configs: dict[str, Path], profile: Profile,
+              after_each: Callable[[dict], None]) -> dict[str, dict]:
+    """Outcome per part; after_each(outcomes so far) runs after every part (a killed run keeps its report)."""
     functions = {"steps": lambda: check_steps(configs, profile), "sampler": lambda: check_sampler(configs, profile),
                  "pipeline": lambda: check_pipeline(configs, profile), "decode": lambda: check_decode(profile),
                  "compile": lambda: check_compile(configs, profile)}
@@ -268,11 +278,12 @@ def run_parts(parts: list[str], configs: dict[str, Path], profile: Profile) -> d
         else:
             outcomes[name] = attempt(name, functions[name])
             broken = None if outcomes[name]["ok"] else device_broken(torch.device(profile.device))
+        after_each(outcomes)
     return outcomes
 
 
 def part_result(outcomes: dict, name: str) -> dict:
-    outcome = outcomes.get(name, {"skipped": "not selected (--parts)"})
+    outcome = outcomes.get(name, {"skipped": "not run (not in --parts, or not reached yet)"})
     if "result" in outcome:
         return outcome["result"]
     if "skipped" in outcome:
@@ -335,6 +346,11 @@ def parse_args(argv):
     return args
 
 
+def write_report(out: Path, report: dict) -> None:
+    atomic_write(out, lambda temp: temp.write_text(markdown(report)))
+    atomic_write_json(out.with_suffix(".json"), report, sort_keys=False)
+
+
 def main(argv=None) -> int:
     args, started = parse_args(argv), time.perf_counter()
     profile = profile_for(args.device)
@@ -345,9 +361,10 @@ def main(argv=None) -> int:
         configs = {"demo": derive_experiment("demo", work, merged(profile.shrink, PIPELINE)),
                    "bench": derive_experiment("bench", work, profile.shrink),
                    "kinetics600_256": derive_experiment("kinetics600_256", work, profile.shrink)}
-        report = summary(run_parts(args.parts, configs, profile), profile, started)
-    atomic_write(args.out, lambda temp: temp.write_text(markdown(report)))
-    atomic_write_json(args.out.with_suffix(".json"), report, sort_keys=False)
+        outcomes = run_parts(args.parts, configs, profile,
+                             after_each=lambda done: write_report(args.out, summary(done, profile, started)))
+    report = summary(outcomes, profile, started)
+    write_report(args.out, report)
     print(f"\n[gpu-check] report: {args.out} (+ {args.out.with_suffix('.json').name}); failed: "
           f"{', '.join(report['failed']) or 'nothing'}; {report['total_seconds']:.0f} s")
     print(json.dumps(report))

@@ -1,4 +1,4 @@
-"""One training step of a stage YAML, measured: step time, peak memory, achieved FLOP/s and MFU (benchmarks/gpu_check.py).
+"""A stage YAML's training step, measured: step time, peak memory, FLOP/s and MFU (for benchmarks/gpu_check.py).
 
 The stage module is built from its YAML by `vqvideo.describe.build_module` directly on the device (the latent facts
 linked as `vqvideo fit` links them), given a synthetic batch with the shapes and dtypes its DataModule yields

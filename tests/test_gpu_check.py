@@ -1,6 +1,7 @@
 """The prepared GPU check (benchmarks/gpu_check.py) run as `make gpu-check DEVICE=cpu` runs it: the same script, tiny
 shapes, float32, so the script cannot go stale between the rare GPU runs. One subprocess run of the whole check
-(steps, sampler, pipeline); its last stdout line is the JSON report."""
+(steps, sampler, pipeline); its last stdout line is the JSON report. Then the pieces that only matter on CUDA,
+checked on CPU: the CUDA run's command lines, and the isolation of process-wide settings between parts."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import gpu_check  # noqa: E402  (a script folder, not a package)
+
 STAGES = ("vqvae", "top_prior", "bottom_prior")
 
 
@@ -64,3 +70,44 @@ def test_markdown_and_json_written(cpu_check):
     page = out.read_text()
     assert page.startswith("# vqvideo GPU check: cpu") and "| top_prior |" in page and "identical" in page
     assert json.loads(out.with_suffix(".json").read_text())["sampler"]["identical"] is True
+
+
+# ----- pieces of the check that only matter on CUDA, checked here on CPU ---------------------------------
+
+def test_cuda_command_lines_parse(tmp_path):
+    """The CUDA run's `vqvideo` command lines are valid for each tool's parser (flags, types, devices "1,")."""
+    from vqvideo.lit.cli import build_cli
+    from vqvideo.precompute import build_parser as precompute_parser
+    from vqvideo.predict import build_parser as predict_parser
+
+    profile = gpu_check.profile_for("cuda:1")
+    assert (profile.accelerator, profile.precision, profile.autocast) == ("gpu", "bf16-mixed", torch.bfloat16)
+    config_dir = gpu_check.derive_experiment("demo", tmp_path, gpu_check.PIPELINE)
+    commands = gpu_check.pipeline_commands(config_dir, profile)
+    for stage in ("vqvae", "top_prior", "bottom_prior"):
+        assert commands[stage][commands[stage].index("--trainer.precision") + 1] == "bf16-mixed"
+        with pytest.raises(SystemExit) as exit_info:  # --print_config validates every key, then exits 0
+            build_cli([*commands[stage], "--print_config"])
+        assert exit_info.value.code in (0, None)
+    precompute = precompute_parser().parse_args(commands["precompute"][1:])
+    assert (precompute.trainer.accelerator, precompute.trainer.devices) == ("gpu", "1,")
+    assert predict_parser().parse_args(commands["predict"][1:]).device == "cuda:1"
+
+
+def test_stage_settings_do_not_leak_between_parts():
+    """precompute turns deterministic algorithms on (CUDA's NLLLoss then raises in a prior fit); predict sets one
+    thread: the check restores both after each part, as separate processes would."""
+    threads = torch.get_num_threads()
+    with gpu_check.isolated_torch_state():
+        torch.use_deterministic_algorithms(True)
+        torch.set_num_threads(threads + 1)
+    assert not torch.are_deterministic_algorithms_enabled() and torch.get_num_threads() == threads
+
+
+def test_derived_configs_move_outputs_and_shrink(tmp_path):
+    config_dir = gpu_check.derive_experiment("kinetics600_256", tmp_path, gpu_check.TINY)
+    vqvae = yaml.safe_load((config_dir / "vqvae.yaml").read_text())
+    assert vqvae["data"]["init_args"]["resolution"] == 32 and vqvae["model"]["init_args"]["vqvae"]["code_dim"] == 8
+    assert vqvae["model"]["init_args"]["vqvae"]["bottom_stride"] == [2, 4, 4]  # the rest is the paper's
+    top = (config_dir / "top_prior.yaml").read_text()
+    assert "outputs/kinetics600_256" not in top and str(config_dir / "run") in top

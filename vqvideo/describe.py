@@ -144,11 +144,11 @@ def training_schedule(config: dict, gflops_per_clip: float, gpu: str = DEFAULT_G
     devices, devices_from = device_count(trainer.get("devices", 1))
     num_nodes = int(trainer.get("num_nodes") or 1)
     global_batch = batch_size * devices * num_nodes
+    batch_from = f"data.init_args.batch_size {batch_size} × {devices_from} × trainer.num_nodes {num_nodes}"
     total_flops = max_steps * global_batch * gflops_per_clip * 1e9 * 3
     gpu_days = total_flops / (GPU_BF16_PEAK_TFLOPS[gpu] * 1e12 * mfu) / SECONDS_PER_DAY
     return {
-        "max_steps": max_steps, "global_batch": global_batch,
-        "global_batch_from": f"data.init_args.batch_size {batch_size} × {devices_from} × trainer.num_nodes {num_nodes}",
+        "max_steps": max_steps, "global_batch": global_batch, "global_batch_from": batch_from,
         "formula": "max_steps × global_batch × gflops_per_clip × 3 (forward + backward)",
         "total_pflops": total_flops / 1e15, "gpu": gpu, "gpu_bf16_dense_peak_tflops": GPU_BF16_PEAK_TFLOPS[gpu],
         "mfu": mfu, "gpu_days": gpu_days, "days_on_devices_x_nodes": gpu_days / (devices * num_nodes),
