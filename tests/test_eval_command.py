@@ -115,3 +115,10 @@ def test_html_links_only_files_that_exist(stand_in_eval):
         assert (stand_in_eval / link).is_file(), link
     markdown_links = re.findall(r"\]\(([^)]+)\)", (stand_in_eval / "report.md").read_text())
     assert markdown_links and all((stand_in_eval / link).is_file() for link in markdown_links)
+
+
+def test_the_human_eval_kit_pairs_an_eval_folder(stand_in_eval, tmp_path):
+    from vqvideo.human_eval.pairs import make_pairs
+
+    result = make_pairs(stand_in_eval, stand_in_eval, tmp_path / "pairs", b_system="copy_last", progress=False)
+    assert result.num_pairs == 2 and not result.only_a and not result.only_b

@@ -143,6 +143,7 @@ def prepare(cfg) -> Setup:
         raise ValueError(f"split {cfg.split!r} of {cfg.data.root or 'the bundled clips'} has no {num_frames}-frame "
                          f"clip at stride {spec.frame_stride}: choose another --split or --data.root, or fewer "
                          "--num_frames")
+    cfg.batch_size = min(cfg.batch_size, len(clips))  # never sample padding rows a bigger batch would need
     return Setup(spec, num_frames, starts, models, datamodule, clips, i3d)
 
 
@@ -187,9 +188,9 @@ def eval_identity(cfg, setup: Setup) -> dict:
     return {
         "checkpoints_sha256": {name: file_sha256(getattr(cfg, name)) for name in ("vqvae", "top", "bottom")},
         "i3d_sha256": i3d,
-        "data": {"root": cfg.data.root, "source": cfg.data.source, "max_clips_per_video": cfg.data.max_clips_per_video,
-                 "split": cfg.split, "num_clips": cfg.num_clips, "index_fingerprint": setup.datamodule.index.fingerprint,
-                 "clips_sha256": clips_sha256(setup.clips)},
+        "data": {"root": cfg.data.root, "source": cfg.data.source, "split": cfg.split, "num_clips": cfg.num_clips,
+                 "max_clips_per_video": cfg.data.max_clips_per_video,
+                 "index_fingerprint": setup.datamodule.index.fingerprint, "clips_sha256": clips_sha256(setup.clips)},
         "num_frames": setup.num_frames,
         "sampling": {"num_samples": cfg.num_samples, "seed": cfg.seed, "sampler": cfg.sampler,
                      "temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p},
@@ -316,7 +317,8 @@ def run_eval(cfg, argv: list[str], started: float) -> dict | None:
 def summary_lines(report: dict) -> dict:
     """Print the headline numbers and where to look; returns the report."""
     quality = report["frame_quality"]["systems"]
-    print(f"vqvideo eval: {report['clips']['scored']} clips, {report['protocol']['samples_per_clip']} samples each")
+    clips = report["clips"]["scored"]
+    print(f"vqvideo eval: {clips} clip{'s' * (clips != 1)}, {report['protocol']['samples_per_clip']} samples each")
     for name in ("sample_mean", "sample_best", "copy_last", "reconstruction"):
         print(f"  {name:<15} PSNR {quality[name]['psnr']['mean']:6.2f} dB   SSIM {quality[name]['ssim']['mean']:.4f}")
     fvd = report["fvd"]

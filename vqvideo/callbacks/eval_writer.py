@@ -4,7 +4,8 @@ Lifecycle on every rank (all hooks run outside `predict_step`):
   setup     rank 0 wipes the folder with `overwrite`, refuses another command's folder, records this command's
             identity (run.json) and deletes what a killed run left half-written; a barrier.
   write_on_batch_end   per clip: scores, videos, codes, then its record (atomic files; the record last).
-  teardown  (unless an error stopped the loop) barrier: every rank's records are written; rank 0 builds the report; barrier.
+  teardown  (unless an error stopped the loop) barrier: every rank's records are written; rank 0 builds the report;
+            barrier.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ th { background: #f2f2f2; }
 .warning { background: #fff0c2; border: 2px solid #d9a400; padding: 0.6em; font-weight: bold; }
 .clips td { text-align: center; vertical-align: top; }
 video { image-rendering: pixelated; background: #000; display: block; }
-img.plot { max-width: 640px; border: 1px solid #ddd; margin: 4px; }
+figure { display: inline-block; vertical-align: top; margin: 4px; }
+img.plot { width: 560px; border: 1px solid #ddd; }
 """
 SYNC_SCRIPT = """
 window.addEventListener("load", () => {

@@ -51,7 +51,8 @@ def frame_curve(report: dict, metric: str, path: Path) -> None:
         axis.text(frame - 0.4, axis.get_ylim()[1], f"window {index}", va="top", fontsize=8, color="grey")
     axis.set_xlabel("frame (0-based; the first frames are given)")
     axis.set_ylabel("PSNR (dB)" if metric == "psnr" else "SSIM")
-    axis.set_title(f"Per-frame {metric.upper()} of the predicted frames ({report['clips']['scored']} clips, "
+    clips = report["clips"]["scored"]
+    axis.set_title(f"Per-frame {metric.upper()} of the predicted frames ({clips} clip{'s' * (clips != 1)}, "
                    f"K = {report['protocol']['samples_per_clip']})", fontsize=10)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)

@@ -1,6 +1,7 @@
 """Every clip record → the numbers of report.json: frame quality against baselines, compression against x264,
 per-level diagnostics, FVD and FVD*, and timings. Pure functions of the records (and the eval's settings), in clip
-order, so a resumed or multi-device eval gives the same report; only the `run` section (command line, devices, timings) depends on the run.
+order, so a resumed or multi-device eval gives the same report; only the `run` section (command line, devices,
+timings) depends on the run.
 """
 
 from __future__ import annotations

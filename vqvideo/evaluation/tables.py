@@ -60,50 +60,53 @@ def _fvd_cell(result: dict, metric: str, stand_in: bool) -> str:
     return f"{text} ({STAND_IN_LABEL})" if stand_in else text
 
 
-def fvd_tables(report: dict) -> list[Table]:
-    """FVD/FVD* beside the paper's Table 2, and per window when the predictions are longer than one clip."""
+def _ours_beside_paper(row: dict, fvd: dict, first: dict[int, dict]) -> str:
+    """This eval's value for one row of the paper's Table 2 (only the Video VQ-VAE rows have one)."""
+    if row["method"] != "Video VQ-VAE":
+        return "—"
+    if fvd["status"] != "computed":
+        return f"{fvd['status']}: {fvd['reason']}"
+    if row["resolution"] not in first:
+        return f"— ({fvd.get('skipped_resolutions', {}).get(str(row['resolution']), 'not computed')})"
+    return _fvd_cell(first[row["resolution"]], "fvd" if row["metric"] == "FVD" else "fvd_star",
+                     fvd["stand_in_weights"])
+
+
+def fvd_table(report: dict) -> Table:
+    """FVD/FVD* of the first window beside the paper's Table 2 (and at resolutions the paper does not have)."""
     fvd, paper = report["fvd"], report["paper_table2"]
-    computed = fvd["status"] == "computed"
-    stand_in = bool(fvd.get("stand_in_weights"))
     first = {result["resolution"]: result for result in fvd.get("results", []) if result["window_start"] == 0}
-    rows = []
-    for row in paper["rows"]:
-        ours = "—"
-        if row["method"] == "Video VQ-VAE":
-            metric = "fvd" if row["metric"] == "FVD" else "fvd_star"
-            if not computed:
-                ours = f"{fvd['status']}: {fvd['reason']}"
-            elif row["resolution"] in first:
-                ours = _fvd_cell(first[row["resolution"]], metric, stand_in)
-            else:
-                reason = fvd.get("skipped_resolutions", {}).get(str(row["resolution"]), "not computed")
-                ours = f"— ({reason})"
-        rows.append([row["method"], f"{row['resolution']}×{row['resolution']}", row["metric"],
-                     f"{row['mean']:.2f} ± {row['std']:.2f}", ours])
+    rows = [[row["method"], f"{row['resolution']}×{row['resolution']}", row["metric"],
+             f"{row['mean']:.2f} ± {row['std']:.2f}", _ours_beside_paper(row, fvd, first)] for row in paper["rows"]]
     paper_resolutions = {row["resolution"] for row in paper["rows"]}
     for resolution, result in sorted(first.items()):
         if resolution not in paper_resolutions:
-            for label, metric in (("FVD", "fvd"), ("FVD*", "fvd_star")):
-                rows.append(["this eval's VQ-VAE", f"{resolution}×{resolution}", label, "—",
-                             _fvd_cell(result, metric, stand_in)])
+            rows += [["this eval's VQ-VAE", f"{resolution}×{resolution}", label, "—",
+                      _fvd_cell(result, metric, fvd["stand_in_weights"])]
+                     for label, metric in (("FVD", "fvd"), ("FVD*", "fvd_star"))]
     notes = [paper["source"], "FVD: real = ground-truth clips; FVD*: real = the VQ-VAE's reconstructions; fake = "
              "all samples (all 16 frames, as in the paper). Compare only numbers with the same protocol card."]
-    if computed or fvd["status"] == "not computed":
-        notes.append(f"I3D: {fvd['weights_label']}")
     if fvd["status"] == "missing":
         notes.append(f"FVD missing: {fvd['reason']}. {fvd['how_to']}")
-    tables = [Table("fvd", "FVD and FVD* beside the paper's Table 2", ["method", "resolution", "metric",
-                    "paper (Table 2)", "this eval"], rows, notes)]
-    windows = [result for result in fvd.get("results", [])]
-    if len({result["window_start"] for result in windows}) > 1:
-        window_rows = [[f"{result['frames'][0]}–{result['frames'][1] - 1}", f"{result['resolution']} px",
-                        _fvd_cell(result, "fvd", stand_in), _fvd_cell(result, "fvd_star", stand_in)]
-                       for result in windows]
-        tables.append(Table("fvd_windows", "FVD per clip-length window of the rollout (drift)",
-                            ["frames", "resolution", "FVD", "FVD*"], window_rows,
-                            ["Each window: the predicted video's frames against the same frames of the ground truth "
-                             "(FVD) or of the reconstruction (FVD*)."]))
-    return tables
+    else:
+        notes.append(f"I3D: {fvd['weights_label']}")
+    return Table("fvd", "FVD and FVD* beside the paper's Table 2",
+                 ["method", "resolution", "metric", "paper (Table 2)", "this eval"], rows, notes)
+
+
+def fvd_tables(report: dict) -> list[Table]:
+    """The FVD table, and FVD per window when the predictions are longer than one clip."""
+    fvd = report["fvd"]
+    results = fvd.get("results", [])
+    if len({result["window_start"] for result in results}) < 2:
+        return [fvd_table(report)]
+    rows = [[f"{result['frames'][0]}–{result['frames'][1] - 1}", f"{result['resolution']} px",
+             _fvd_cell(result, "fvd", fvd["stand_in_weights"]), _fvd_cell(result, "fvd_star", fvd["stand_in_weights"])]
+            for result in results]
+    return [fvd_table(report), Table("fvd_windows", "FVD per clip-length window of the rollout (drift)",
+                                     ["frames", "resolution", "FVD", "FVD*"], rows,
+                                     ["Each window: the predicted video's frames against the same frames of the "
+                                      "ground truth (FVD) or of the reconstruction (FVD*)."])]
 
 
 def compression_table(report: dict) -> Table:
