@@ -52,8 +52,14 @@ predict: install
 	$(BIN)/vqvideo predict --vqvae $(OUT)/vqvae.ckpt --top $(OUT)/top_prior.ckpt \
 	  --bottom $(OUT)/bottom_prior.ckpt --input $(or $(INPUT),embedded:val) --out $(OUT)/predictions $(ARGS)
 
+# Scores the demo's checkpoints (CKPT_DIR=... for others) on held-out clips with the demo's eval settings, into
+# $(OUT)/eval (after `make demo`: rebuilds its report). Later ARGS override: FVD needs I3D weights,
+#   make eval ARGS="--i3d /path/to/i3d_pretrained_400.pt --overwrite"   (or EVAL_OUT=other/folder instead of --overwrite)
+CKPT_DIR ?= $(OUT)
+EVAL_OUT ?= $(OUT)/eval
 eval: install
-	@echo "make eval: FVD (I3D) evaluation is not built yet (no issue has landed for it)." >&2; exit 2
+	$(BIN)/vqvideo eval --vqvae $(CKPT_DIR)/vqvae.ckpt --top $(CKPT_DIR)/top_prior.ckpt \
+	  --bottom $(CKPT_DIR)/bottom_prior.ckpt --out $(EVAL_OUT) --num_samples 4 --batch_size 5 $(ARGS)
 
 # Blinded side-by-side study of the demo's predictions vs the copy-last-frame baseline, on localhost.
 HUMAN_EVAL_PORT ?= 8000

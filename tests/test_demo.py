@@ -30,6 +30,10 @@ class FakeStages:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "bikes_val.gif").write_bytes(b"GIF89a")
             (folder / "summary.json").write_text("{}")
+        elif stage == "eval":
+            folder = Path(self.argument(command, "--out"))
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "report.json").write_text("{}")
         else:
             (self.out / f"{stage}.ckpt").write_bytes(stage.encode() * (len(self.ran) + 1))
         return type("Result", (), {"returncode": 0})()
@@ -62,7 +66,7 @@ def run(monkeypatch, tmp_path):
     return run_demo
 
 
-ALL = ["vqvae", "precompute", "top_prior", "bottom_prior", "predict", "rollout"]
+ALL = ["vqvae", "precompute", "top_prior", "bottom_prior", "predict", "rollout", "eval"]
 
 
 def test_runs_every_stage_then_reuses_them(run, tmp_path):
@@ -84,7 +88,7 @@ def test_a_changed_checkpoint_redoes_it_and_everything_after(run, tmp_path):
     run()
     (tmp_path / "demo" / "top_prior.ckpt").write_bytes(b"from an interrupted run")
     code, ran, fake = run()
-    assert code == 0 and ran == ["top_prior", "bottom_prior", "predict", "rollout"]
+    assert code == 0 and ran == ["top_prior", "bottom_prior", "predict", "rollout", "eval"]
     run()
     (tmp_path / "demo" / "vqvae.ckpt").unlink()
     code, ran, fake = run()
@@ -105,7 +109,7 @@ def test_a_failed_stage_stops_and_resumes_there(run, tmp_path, capsys):
     assert code == 1 and ran == ["vqvae", "precompute", "top_prior"]
     assert "top_prior failed" in capsys.readouterr().err
     code, ran, _ = run()
-    assert ran == ["top_prior", "bottom_prior", "predict", "rollout"]
+    assert ran == ["top_prior", "bottom_prior", "predict", "rollout", "eval"]
 
 
 def test_other_output_folder_gets_rewritten_configs(run, tmp_path):

@@ -2,7 +2,7 @@
 
 `fit`, `validate` and `test` are LightningCLI (`parser_mode="omegaconf"`, so configs in `experiments/` may
 interpolate). Every other command is a tool with its own jsonargparse parser (each takes `--config YAML` too):
-`predict`, `precompute`, `describe`, `data-summary` and `demo`. A tool's module is imported only when it runs, so
+`predict`, `precompute`, `eval`, `describe`, `data-summary` and `demo`. A tool's module is imported only when it runs, so
 `vqvideo --help` stays fast.
 """
 
@@ -19,13 +19,15 @@ TOOLS = {
     "data-summary": "vqvideo.data.summary",
     "demo": "vqvideo.demo",
     "human-eval": "vqvideo.human_eval.command",
+    "eval": "vqvideo.evaluate",
 }
 
-USAGE = """usage: vqvideo {fit,validate,test,predict,precompute,describe,data-summary,demo,human-eval} ...
+USAGE = """usage: vqvideo {fit,validate,test,predict,precompute,eval,describe,data-summary,demo,human-eval} ...
 
   fit|validate|test          LightningCLI (--config experiments/<exp>/<stage>.yaml [--ckpt_path CKPT], --help)
   predict --vqvae CKPT --top CKPT --bottom CKPT --input PATH --out DIR   predict 12 frames from 4
   precompute                 encode a dataset once into the sharded code cache
+  eval --vqvae CKPT --top CKPT --bottom CKPT [--i3d PATH] --out DIR   score predictions: report + videos
   describe --config FILE     parameters, latent shapes, bits ratio and GFLOPs of a config
   data-summary ROOT          index a video folder and report readable videos and clips
   demo                       the whole pipeline on the bundled real clips

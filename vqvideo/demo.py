@@ -7,9 +7,11 @@ Stages, each a subprocess of this Python so its logs stream as they come:
   bottom_prior  vqvideo fit --config experiments/demo/bottom_prior.yaml   → <out>/bottom_prior.ckpt
   predict       vqvideo predict ... --input embedded:val                  → <out>/predictions/ (MP4, GIF, .npz)
   rollout       vqvideo predict ... --num_frames 40 --num_samples 1        → <out>/rollout/ (40-frame rollouts)
+  eval          vqvideo eval ... --num_samples 4 (no I3D: FVD left out)  → <out>/eval/ (report, index.html)
 Wall time per stage is printed and written to <out>/timings.json. A re-run reuses every stage whose output is
 complete (a training stage: its checkpoint is the one a finished run recorded in timings.json; precompute: the
-cache's manifest.json; predict: predictions/summary.json) and redoes every stage after one that had to run.
+cache's manifest.json; predict: predictions/summary.json; eval: eval/report.json) and redoes every stage after one
+that had to run.
 `--fresh` deletes the demo's outputs and runs everything. With `--out` other than outputs/demo, the configs are
 copied to <out>/configs/ with their `outputs/demo` paths rewritten.
 """
@@ -49,8 +51,13 @@ STAGES = (
     Stage("bottom_prior", "bottom_prior.ckpt", "bottom_prior.ckpt"),
     Stage("predict", "predictions", "predictions/summary.json"),
     Stage("rollout", "rollout", "rollout/summary.json"),
+    Stage("eval", "eval", "eval/report.json"),
 )
 ROLLOUT_FRAMES = 40  # 16 + 2 more windows of 12 new frames each, cut to 40
+# The demo's eval: every held-out window of the bundled clips (5 at 16 frames) in one batch (no padded rows),
+# 4 samples each, no I3D (FVD reported missing, with where to get the weights): about a minute on 2 cores.
+# `make eval` uses the same settings, so after the demo it rebuilds this report.
+EVAL_SAMPLES, EVAL_BATCH = 4, 5
 CLEANED = [stage.output for stage in STAGES] + ["tb", "configs", TIMINGS_NAME]
 
 
@@ -95,6 +102,10 @@ def stage_command(stage: str, out: Path, args: Namespace, overwrite_cache: bool)
     if stage == "rollout":
         return cli + ["predict", *checkpoints, "--input=embedded:val", f"--out={out / 'rollout'}",
                       "--num_samples=1", f"--num_frames={ROLLOUT_FRAMES}", f"--sampler={args.sampler}"]
+    if stage == "eval":
+        overwrite = ["--overwrite"] if overwrite_cache else []  # an old eval belongs to the old checkpoints
+        return cli + ["eval", *checkpoints, f"--out={out / 'eval'}", f"--num_samples={EVAL_SAMPLES}",
+                      f"--batch_size={EVAL_BATCH}", f"--sampler={args.sampler}", *overwrite]
     return cli + ["fit", "--config", str(config_for(stage, out))]
 
 
@@ -176,6 +187,8 @@ def report(timings: dict, out: Path) -> None:
     for gif in sorted((out / "rollout").glob("*.gif")):
         print(f"[demo]   {gif}  {gif.with_suffix('.mp4')}")
     print(f"[demo] TensorBoard logs: {out / 'tb'}  →  tensorboard --logdir {out / 'tb'}")
+    print(f"[demo] evaluation (frame quality vs copy-last-frame, x264, per-level diagnostics; no FVD without an I3D): "
+          f"open {out / 'eval' / 'index.html'} in a browser; numbers in {out / 'eval' / 'report.md'}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -64,8 +64,12 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 8.0) -> Path:
         with av.open(str(temp), mode="w", format="mp4") as container:
             stream = container.add_stream(codec, rate=round(fps))
             stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+            stream.thread_count = 1  # x264's output depends on its thread count: same frames, same file anywhere
             for frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                # converted to YUV here: left to the stream, the conversion sometimes rounded differently in a
+                # process that had done other work, so the same frames gave different files
+                yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
+                for packet in stream.encode(yuv):
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)

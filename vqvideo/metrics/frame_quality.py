@@ -68,12 +68,13 @@ def _check_pair(predictions: Tensor | np.ndarray, targets: Tensor | np.ndarray) 
 
 @torch.no_grad()
 def _per_frame(score: Callable[[Tensor, Tensor], Tensor], predictions: Tensor, targets: Tensor,
-               batch_size: int) -> Tensor:
-    """score((F, 3, H, W), (F, 3, H, W)) -> (F,) applied to every frame, batch_size frames at a time -> (N, T)."""
+               batch_size: int, dtype: torch.dtype = torch.float64) -> Tensor:
+    """score((F, 3, H, W), (F, 3, H, W)) -> (F,) applied to every frame, batch_size frames at a time, inputs cast to
+    `dtype` -> (N, T) float64."""
     flat_predictions = predictions.flatten(0, 1).permute(0, 3, 1, 2)  # (N*T, 3, H, W)
     flat_targets = targets.flatten(0, 1).permute(0, 3, 1, 2)
-    scores = [score(flat_predictions[start:start + batch_size].double(),
-                    flat_targets[start:start + batch_size].double())
+    scores = [score(flat_predictions[start:start + batch_size].to(dtype),
+                    flat_targets[start:start + batch_size].to(dtype))
               for start in range(0, flat_targets.shape[0], batch_size)]
     return torch.cat(scores).double().reshape(targets.shape[:2])
 
@@ -88,13 +89,14 @@ def per_frame_psnr(predictions: Tensor | np.ndarray, targets: Tensor | np.ndarra
 
 def per_frame_ssim(predictions: Tensor | np.ndarray, targets: Tensor | np.ndarray, batch_size: int = 256) -> Tensor:
     """SSIM (torchmetrics defaults, data range 255) of every frame: uint8 (N, T, H, W, 3) pair, H, W >= 11 ->
-    (N, T) float64."""
+    (N, T) float64, computed in float32 like torchmetrics' SSIM class: its grouped Gaussian convolutions are ~10x
+    slower in float64 on CPU (which would dominate an eval of many clips), for differences around 1e-7."""
     predictions, targets = _check_pair(predictions, targets)
     if min(targets.shape[2:4]) < SSIM_MIN_SIZE:
         raise ValueError(f"SSIM needs frames of at least {SSIM_MIN_SIZE}x{SSIM_MIN_SIZE}, "
                          f"got {tuple(targets.shape[2:4])}")
     return _per_frame(partial(structural_similarity_index_measure, data_range=DATA_RANGE, reduction="none"),
-                      predictions, targets, batch_size)
+                      predictions, targets, batch_size, torch.float32)
 
 
 def frame_quality(predictions: Tensor | np.ndarray, targets: Tensor | np.ndarray,

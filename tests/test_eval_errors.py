@@ -1,0 +1,62 @@
+"""`vqvideo eval` refuses bad input before any sampling, with one message naming the file or value and the fix."""
+
+from __future__ import annotations
+
+import pytest
+from eval_helpers import eval_args, save_tiny_stages
+from tiny_models import save_checkpoint, tiny_code_spec, tiny_top_module
+
+from vqvideo.cli import main as vqvideo_main
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("errors")
+    stages = save_tiny_stages(root)
+    stages["other_top"] = save_checkpoint(tiny_top_module(tiny_code_spec(num_top_codes=32)), root / "other_top.ckpt")
+    (root / "empty").mkdir()
+    (root / "junk").mkdir()
+    (root / "junk" / "notes.mp4").write_text("not a video")
+    (root / "weights.pt").write_bytes(b"not a state dict")
+    stages["root"] = root
+    return stages
+
+
+def run_failing(checkpoints, tmp_path, capsys, *extra: str, **replaced) -> str:
+    stages = {**checkpoints, **replaced}
+    args = eval_args(stages, tmp_path / "out", checkpoints["root"] / "index", "--num_clips=1", *extra)
+    assert vqvideo_main(["eval", *args]) == 2
+    error = capsys.readouterr().err
+    messages = [line for line in error.splitlines() if line.startswith("vqvideo eval: ")]
+    assert len(messages) == 1 and "Traceback" not in error, error
+    assert not (tmp_path / "out" / "results").exists()  # nothing was sampled
+    return messages[0]
+
+
+def test_missing_checkpoint(checkpoints, tmp_path, capsys):
+    message = run_failing(checkpoints, tmp_path, capsys, vqvae=tmp_path / "nope.ckpt")
+    assert "nope.ckpt does not exist" in message
+
+
+def test_a_prior_passed_as_the_vqvae(checkpoints, tmp_path, capsys):
+    message = run_failing(checkpoints, tmp_path, capsys, vqvae=checkpoints["top"])
+    assert "top_prior.ckpt records no clip_shape" in message
+
+
+def test_a_prior_trained_on_another_vqvae(checkpoints, tmp_path, capsys):
+    message = run_failing(checkpoints, tmp_path, capsys, top=checkpoints["other_top"])
+    assert "other_top.ckpt was trained on num_top_codes 32" in message
+
+
+@pytest.mark.parametrize("root, words", [("missing", "missing"), ("empty", "No video files"),
+                                          ("junk", "No readable video")])
+def test_bad_data_root(checkpoints, tmp_path, capsys, root, words):
+    message = run_failing(checkpoints, tmp_path, capsys, f"--data.root={checkpoints['root'] / root}")
+    assert words in message and str(checkpoints["root"] / root) in message
+
+
+def test_bad_i3d_file_and_too_few_frames(checkpoints, tmp_path, capsys):
+    message = run_failing(checkpoints, tmp_path, capsys, f"--i3d={checkpoints['root'] / 'weights.pt'}")
+    assert "weights.pt" in message and "i3d_pretrained_400.pt" in message
+    message = run_failing(checkpoints, tmp_path, capsys, "--num_frames=8")
+    assert "at least 16 frames" in message
