@@ -13,7 +13,7 @@ OUT ?= outputs/demo
 LOGDIR ?= outputs
 
 .PHONY: install test test-all demo train-vqvae precompute train-top train-bottom predict eval \
-        bench bench-data bench-cache bench-sample tensorboard human-eval-demo clean
+        bench bench-data bench-cache bench-sample bench-train tensorboard human-eval-demo clean
 
 install: $(VENV)/.installed
 
@@ -64,7 +64,7 @@ human-eval-demo: install
 	$(BIN)/vqvideo human-eval serve --pairs $(OUT)/human_eval/pairs --db $(OUT)/human_eval/judgments.db \
 	  --port $(HUMAN_EVAL_PORT)
 
-bench: bench-data bench-cache bench-sample
+bench: bench-data bench-cache bench-sample bench-train
 
 bench-data: install
 	$(BIN)/python benchmarks/bench_data.py $(ARGS)
@@ -74,6 +74,9 @@ bench-cache: install
 
 bench-sample: install
 	$(BIN)/python benchmarks/bench_sample.py $(ARGS)
+
+bench-train: install
+	$(BIN)/python benchmarks/bench_train.py $(ARGS)
 
 tensorboard: install
 	$(BIN)/tensorboard --logdir $(LOGDIR)
