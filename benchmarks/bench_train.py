@@ -1,6 +1,6 @@
 """Does training wait for data? Each stage's training step at its demo config, model alone vs real data.
 
-    python benchmarks/bench_train.py [--steps 30] [--warmup 6] [--rounds 2] [--sweep]   (make bench-train)
+    python benchmarks/bench_train.py [--steps 24] [--warmup 6] [--rounds 2] [--sweep]   (make bench-train)
 
 For each stage (experiments/demo/vqvae.yaml, top_prior.yaml, bottom_prior.yaml; the priors read a tiny code cache
 built on the fly from the bundled clips by a random-weight demo VQ-VAE, as benchmarks/bench_cache.py does), the
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import tempfile
 import time
@@ -47,7 +48,7 @@ STAGES = ("vqvae", "top_prior", "bottom_prior")
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=30, help="steps timed per run, after the warm-up")
+    parser.add_argument("--steps", type=int, default=24, help="steps timed per run, after the warm-up")
     parser.add_argument("--warmup", type=int, default=6, help="steps not timed at the start of each run")
     parser.add_argument("--rounds", type=int, default=2, help="each variant keeps its best of this many runs")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, as the demo)")
@@ -204,6 +205,7 @@ def build_code_cache(workdir: Path) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # one "GPU available" banner per fit
     if args.threads:
         torch.set_num_threads(args.threads)
     peak = {f"{name}_{threads}_thread{'s' if threads > 1 else ''}": rate for threads in (1, 2)

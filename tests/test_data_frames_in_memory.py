@@ -81,6 +81,8 @@ def test_budget_decides_and_over_budget_says_so_once(index_dir):
     for split in ("train", "val"):
         assert set(fits.dataset(split).frames) == {w.video_index for w in fits.split_windows(split)}
     assert 0 < fits.frames_in_memory.num_bytes == needed <= megabytes(needed) * BYTES_PER_MB
+    storages = {held.frames.untyped_storage().data_ptr() for held in fits.dataset("train").frames.values()}
+    assert len(storages) == 1 and fits.frames_in_memory.buffer.is_shared()  # one shared buffer: one open file
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         over = make_dm(index_dir, frames_in_memory_mb=megabytes(needed) - 1)

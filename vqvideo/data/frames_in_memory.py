@@ -1,16 +1,17 @@
 """Decoded frames held in RAM: each video of a small dataset decoded once, every clip cut from it.
 
-A dataset whose frames at the training resolution fit a memory budget (the bundled clips at 64 px: 12 MB) need not
+A dataset whose frames at the training resolution fit a memory budget (the bundled clips at 64 px: 11 MB) need not
 decode every clip again from its file. `FramesInMemory` decodes each video's needed frames once, in the process
 that builds the datasets (before DataLoader workers start), through `resized_frames` — the same decoding and
-resizing `read_clip` does — into uint8 tensors moved to shared memory. Workers then read the same pages: forked
+resizing `read_clip` does — into one uint8 buffer in shared memory. Workers then read the same pages: forked
 workers inherit the shared mapping, spawned ones receive its file descriptor (torch's tensor pickling), so the
-frames are never copied per worker. Clips are cut from them by `cut_clip`, the crop/flip/normalise `read_clip`
+frames are never copied per worker (a memory-mapped .npy would be: NumPy pickles a memmap's data). Clips are cut from them by `cut_clip`, the crop/flip/normalise `read_clip`
 uses, so a clip is bit for bit the one per-clip decoding gives for the same window, crop and flip.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from typing import NamedTuple
@@ -53,15 +54,16 @@ def frame_spans(windows: list[ClipWindow], num_frames: int) -> dict[int, range]:
     return spans
 
 
-def frame_bytes(entry: VideoEntry, resolution: int) -> int:
-    """Bytes of one frame of `entry` with its shorter side resized to `resolution` (RGB uint8)."""
+def frame_shape(entry: VideoEntry, resolution: int) -> tuple[int, int, int]:
+    """(H', W', 3): one frame of `entry` with its shorter side resized to `resolution`, as `resized_frames` gives it."""
     size = resized_size(FrameSize(entry.height, entry.width), resolution)
-    return size.height * size.width * 3
+    return size.height, size.width, 3
 
 
 def bytes_needed(entries: list[VideoEntry], spans: dict[int, range], resolution: int) -> int:
-    """What holding the frames of `spans` (video index -> frames) at `resolution` takes."""
-    return sum(len(span) * frame_bytes(entries[video_index], resolution) for video_index, span in spans.items())
+    """What holding the frames of `spans` (video index -> frames) at `resolution` takes (uint8)."""
+    return sum(len(span) * math.prod(frame_shape(entries[video_index], resolution))
+               for video_index, span in spans.items())
 
 
 def megabytes(num_bytes: int) -> int:
@@ -70,18 +72,26 @@ def megabytes(num_bytes: int) -> int:
 
 
 class FramesInMemory:
-    """The decoded frames of the videos `spans` names, filled by `load` (see the module docstring)."""
+    """The decoded frames of the videos `spans` names, filled by `load` (see the module docstring).
+
+    All videos share one shared-memory buffer, allocated here at its final size (`bytes_needed`): torch keeps a
+    file descriptor open per shared storage, so one storage per video would exhaust the open-file limit (often
+    1024) on a folder of many short videos."""
 
     def __init__(self, entries: list[VideoEntry], spans: dict[int, range], resolution: int,
                  decode_device: str = "cpu", device_id: int = 0, progress: bool = False) -> None:
         self.entries, self.spans, self.resolution = entries, spans, resolution
         self.decode_device, self.device_id, self.progress = decode_device, device_id, progress
+        self.shapes = {i: (len(span), *frame_shape(entries[i], resolution)) for i, span in spans.items()}
+        sizes = [math.prod(shape) for shape in self.shapes.values()]
+        self.offsets = dict(zip(self.shapes, itertools.accumulate(sizes, initial=0)))
+        self.buffer = torch.empty(sum(sizes), dtype=torch.uint8).share_memory_()  # (bytes_needed,)
         self.videos: dict[int, VideoFrames] = {}
         self._failed: set[int] = set()
 
     @property
     def num_bytes(self) -> int:
-        """Bytes held now."""
+        """Bytes of decoded frames held now."""
         return sum(video.frames.numel() for video in self.videos.values())
 
     def load(self, video_indices: set[int]) -> dict[int, VideoFrames]:
@@ -98,7 +108,12 @@ class FramesInMemory:
         return {i: self.videos[i] for i in video_indices if i in self.videos}
 
     def _decode(self, video_index: int) -> VideoFrames:
-        entry, span = self.entries[video_index], self.spans[video_index]
+        entry, span, shape = self.entries[video_index], self.spans[video_index], self.shapes[video_index]
         frames = resized_frames(entry.path, list(span), self.resolution, self.decode_device, self.device_id,
                                 source_size=(entry.height, entry.width))  # (N, H', W', 3) uint8
-        return VideoFrames(span.start, frames.contiguous().share_memory_())
+        if tuple(frames.shape) != shape:
+            raise VideoReadError(entry.path, f"decoded to {tuple(frames.shape)}, not the planned {shape}")
+        offset = self.offsets[video_index]
+        held = self.buffer[offset:offset + frames.numel()].view(shape)
+        held.copy_(frames)
+        return VideoFrames(span.start, held)
