@@ -6,7 +6,7 @@ Batches: {"video": (B, 3, T, H, W) float32 in [-1, 1], "label": (B,) int64 (-1 =
 "video_index": (B,) int64 (into `dm.index.entries`), "start_frame": (B,) int64, "clip_index": (B,) int64}.
 
 With `frames_in_memory_mb` set and the decoded frames of every split at `resolution` within it (the bundled
-clips: 12 MB at 64 px), each video is decoded once into shared memory when its first dataset is built, and every
+clips: 11 MB at 64 px), each video is decoded once into shared memory when its first dataset is built, and every
 clip is cut from there (`vqvideo.data.frames_in_memory`): the same clips, without decoding in the training loop.
 Larger roots (Kinetics) decode each clip from its file, and say so once.
 
