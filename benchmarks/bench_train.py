@@ -1,24 +1,26 @@
 """Does training wait for data? Each stage's training step at its demo config, model alone vs real data.
 
-    python benchmarks/bench_train.py [--steps 24] [--warmup 6] [--rounds 2] [--sweep]   (make bench-train)
+    python benchmarks/bench_train.py [--cycles 7] [--sweep]   (make bench-train)
 
 For each stage (experiments/demo/vqvae.yaml, top_prior.yaml, bottom_prior.yaml; the priors read a tiny code cache
 built on the fly from the bundled clips by a random-weight demo VQ-VAE, as benchmarks/bench_cache.py does), the
-same LightningModule and Trainer loop run twice or more (`Trainer.fit`, no logger, no validation, no checkpoints):
+stage's LightningModule trains in one `Trainer.fit` (no logger, validation or checkpoints) on epochs that take
+turns between sources of batches:
   model   one epoch of real batches drawn once from the DataModule's train loader, then served from a list in
-          memory (no worker, no decoding): forward + backward + optimizer step and Lightning's per-step work
-  real    the DataModule's own train loader as the YAML configures it (workers, persistent), waits included
-The step time is the mean interval between consecutive `on_train_batch_end` calls after `--warmup` steps, over
-`--steps` steps (the demo's epochs are 3 batches, so epoch starts are inside the mean); with `--rounds` the
-variants take turns and each keeps its best round, so a busy machine slows all of them alike.
-The VQ-VAE's real step is measured with the YAML's `frames_in_memory_mb` (each video decoded once into RAM) and
-without it (every clip decoded from its file). GFLOP/s: FlopCounterMode counts one forward pass of the training
-step (loss included) and forward + backward is taken as 3x that; the counted forward + backward is printed beside
-it as a check. The machine's peak: a large conv3d and a large matmul at 1 and 2 threads (FlopCounterMode counts).
-The stages run in the main process at torch's default threads (as `vqvideo fit` does) unless --threads is given;
-DataLoader workers run 1 thread each (torch's default in workers). `--sweep` also times the demo VQ-VAE's real
-step for DataLoader workers 0/1/2 at 1 and the default threads, with and without the in-RAM frames.
-Prints a table, then one JSON object as the last stdout line.
+          memory (no worker, no decoding): the step is forward + backward + optimizer step and Lightning's work
+  real    the DataModule's own train loader as the YAML configures it (workers, persistent), waits included;
+          for the VQ-VAE twice: with the YAML's `frames_in_memory_mb` (each video decoded once into RAM) and
+          without it (every clip decoded from its file)
+Each step's time is the interval between two step ends with the wait for its own batch moved into it (Lightning
+fetches one batch ahead); a source's step time is the median over cycles of its epoch's mean step, and
+real_over_model the median over cycles of the two in the same cycle. The first cycle is warm-up. Taking turns
+every few seconds is what makes the ratio hold on a shared machine, where other jobs slow everything 3x for
+minutes at a time. GFLOP/s: FlopCounterMode counts one forward pass of the training step (loss included), and
+forward + backward is taken as 3x that (the counted forward + backward is printed beside it as a check); the
+machine's peak: a large conv3d and a large matmul, forward, at 1 and 2 threads. The stages run in the main process
+at torch's default threads, as `vqvideo fit` does (or --threads); DataLoader workers run 1 thread each (torch's
+default in workers). `--sweep` also times the demo VQ-VAE for DataLoader workers 0/1/2 at 1 and the default
+threads, with and without the frames in RAM. Prints a table, then one JSON object as the last stdout line.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NamedTuple
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import yaml
@@ -48,12 +52,39 @@ STAGES = ("vqvae", "top_prior", "bottom_prior")
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=24, help="steps timed per run, after the warm-up")
-    parser.add_argument("--warmup", type=int, default=6, help="steps not timed at the start of each run")
-    parser.add_argument("--rounds", type=int, default=2, help="each variant keeps its best of this many runs")
+    parser.add_argument("--cycles", type=int, default=7, help="turns of every source; the first is warm-up")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, as the demo)")
     parser.add_argument("--sweep", action="store_true", help="also time the VQ-VAE over workers 0/1/2 x threads")
     return parser.parse_args(argv)
+
+
+class Fetch(NamedTuple):
+    source: str
+    cycle: int
+    start: float
+    end: float
+
+
+class TakingTurns:
+    """Batches from one epoch of each source in turn, `cycles` times, recording each fetch: which source, and the
+    wall time it took (creating the epoch's iterator included: a persistent worker starts an epoch only then)."""
+
+    def __init__(self, sources: dict, cycles: int) -> None:
+        self.sources, self.cycles = sources, cycles
+        self.fetched: list[Fetch] = []
+
+    def __len__(self) -> int:
+        return self.cycles * sum(len(source) for source in self.sources.values())
+
+    def __iter__(self):
+        for cycle in range(self.cycles):
+            for name, source in self.sources.items():
+                start = time.perf_counter()
+                batches = iter(source)
+                for batch in batches:
+                    self.fetched.append(Fetch(name, cycle, start, time.perf_counter()))
+                    yield batch
+                    start = time.perf_counter()
 
 
 class StepTimer(pl.Callback):
@@ -92,19 +123,41 @@ def build_module(stage: str, datamodule) -> pl.LightningModule:
     return module_class(**init_args, **fact)
 
 
-def time_steps(stage: str, datamodule, loader: DataLoader, args) -> float:
-    """Seconds per training step (steady state) of the stage's module fed by `loader`."""
+def fit_taking_turns(stage: str, datamodule, sources: dict, cycles: int) -> dict[str, list[float]]:
+    """Train the stage's module on `sources` taking turns; per source, its mean step time in each cycle after
+    the first."""
     trainer_config = stage_config(stage)["trainer"]
-    timer = StepTimer()
+    turns, timer = TakingTurns(sources, cycles), StepTimer()
     trainer = pl.Trainer(accelerator=trainer_config.get("accelerator", "cpu"), devices=1,
-                         precision=trainer_config.get("precision", "32-true"), max_steps=args.warmup + args.steps,
+                         precision=trainer_config.get("precision", "32-true"), max_steps=len(turns), max_epochs=1,
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0, callbacks=[timer])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Lightning's hints (few workers, no validation) are expected here
-        trainer.fit(build_module(stage, datamodule), train_dataloaders=loader)
-    ends = timer.ends[args.warmup - 1:]
-    return (ends[-1] - ends[0]) / (len(ends) - 1)
+        trainer.fit(build_module(stage, datamodule), train_dataloaders=turns)
+    per_turn: dict[tuple[str, int], list[float]] = {}
+    for fetch, seconds in zip(turns.fetched[1:], step_seconds(timer.ends, turns.fetched)):
+        if fetch.cycle > 0:
+            per_turn.setdefault((fetch.source, fetch.cycle), []).append(seconds)
+    return {name: [float(np.mean(per_turn[name, cycle])) for cycle in range(1, cycles)] for name in sources}
+
+
+def step_seconds(ends: list[float], fetched: list[Fetch]) -> list[float]:
+    """Seconds of steps 1, 2, ...: the interval since the previous step's end, less the fetch of a later batch
+    that happened in it (Lightning fetches one batch ahead), plus the fetch of this step's own batch."""
+    seconds = []
+    for step in range(1, len(ends)):
+        inside = sum(f.end - f.start for f in fetched if ends[step - 1] < f.end <= ends[step])
+        own = fetched[step].end - fetched[step].start
+        seconds.append(ends[step] - ends[step - 1] - inside + own)
+    return seconds
+
+
+def summarize(per_cycle: dict[str, list[float]], reference: str = "model") -> dict[str, tuple[float, float]]:
+    """source -> (median step seconds, median over cycles of its step / the reference's step in the same cycle)."""
+    return {name: (float(np.median(values)),
+                   float(np.median(np.array(values) / np.array(per_cycle[reference]))))
+            for name, values in per_cycle.items()}
 
 
 def memory_loader(datamodule) -> DataLoader:
@@ -149,48 +202,44 @@ def _seconds(run) -> float:
     return time.perf_counter() - start
 
 
-def stage_variants(stage: str, workdir: Path) -> dict:
-    """name -> DataModule for the real-data runs of a stage (the VQ-VAE with and without the in-RAM frames)."""
-    variants = {"real": build_datamodule(stage, workdir)}
+def stage_sources(stage: str, workdir: Path) -> tuple[object, dict]:
+    """(the stage's DataModule, its sources: model, real, and for the VQ-VAE real without the frames in RAM)."""
+    datamodule = build_datamodule(stage, workdir)
+    sources = {"model": memory_loader(datamodule), "real": datamodule.train_dataloader()}
     if stage == "vqvae":
-        variants["real_decoding_per_clip"] = build_datamodule(stage, workdir, frames_in_memory_mb=None)
-    return variants
+        sources["real_decoding_per_clip"] = build_datamodule(stage, workdir, frames_in_memory_mb=None).train_dataloader()
+    return datamodule, sources
 
 
 def measure_stage(stage: str, workdir: Path, args) -> dict:
-    variants = stage_variants(stage, workdir)
-    model_loader = memory_loader(variants["real"])
-    loaders = {"model": model_loader} | {name: dm.train_dataloader() for name, dm in variants.items()}
-    best = {name: float("inf") for name in loaders}
-    for _ in range(args.rounds):
-        for name, loader in loaders.items():
-            best[name] = min(best[name], time_steps(stage, variants["real"], loader, args))
-    forward, counted = step_flops(stage, variants["real"], next(iter(model_loader)))
-    result = {"model_step_s": best["model"], "real_step_s": best["real"],
-              "real_over_model": best["real"] / best["model"], "gflops_per_s": 3 * forward / best["model"] / 1e9,
-              "forward_gflop": forward / 1e9, "counted_forward_backward_gflop": counted / 1e9,
-              "batch_size": variants["real"].hparams.batch_size, "num_workers": variants["real"].hparams.num_workers}
+    datamodule, sources = stage_sources(stage, workdir)
+    times = summarize(fit_taking_turns(stage, datamodule, sources, args.cycles))
+    forward, counted = step_flops(stage, datamodule, next(iter(sources["model"])))
+    result = {"model_step_s": times["model"][0], "real_step_s": times["real"][0], "real_over_model": times["real"][1],
+              "gflops_per_s": 3 * forward / times["model"][0] / 1e9, "forward_gflop": forward / 1e9,
+              "counted_forward_backward_gflop": counted / 1e9, "batch_size": datamodule.hparams.batch_size,
+              "num_workers": datamodule.hparams.num_workers}
     if stage == "vqvae":
-        result |= {"real_step_s_decoding_per_clip": best["real_decoding_per_clip"],
-                   "real_over_model_decoding_per_clip": best["real_decoding_per_clip"] / best["model"],
-                   "frames_in_memory_mb": variants["real"].hparams.frames_in_memory_mb}
+        result |= {"real_step_s_decoding_per_clip": times["real_decoding_per_clip"][0],
+                   "real_over_model_decoding_per_clip": times["real_decoding_per_clip"][1],
+                   "frames_in_memory_mb": datamodule.hparams.frames_in_memory_mb}
     return result
 
 
 def sweep_vqvae(workdir: Path, args) -> list[dict]:
-    """The demo VQ-VAE's real step for workers 0/1/2 x threads 1/default, in-RAM frames or not."""
+    """The demo VQ-VAE's real step for workers 0/1/2 x threads 1/default, frames in RAM or not."""
     rows, default_threads = [], torch.get_num_threads()
     for threads in sorted({1, default_threads}):
         torch.set_num_threads(threads)
-        reference = build_datamodule("vqvae", workdir)
-        model = time_steps("vqvae", reference, memory_loader(reference), args)
         for in_memory in (True, False):
             for workers in (0, 1, 2):
                 overrides = {"num_workers": workers} | ({} if in_memory else {"frames_in_memory_mb": None})
                 datamodule = build_datamodule("vqvae", workdir, **overrides)
-                real = time_steps("vqvae", datamodule, datamodule.train_dataloader(), args)
+                sources = {"model": memory_loader(datamodule), "real": datamodule.train_dataloader()}
+                times = summarize(fit_taking_turns("vqvae", datamodule, sources, args.cycles))
                 rows.append({"threads": threads, "num_workers": workers, "frames_in_memory": in_memory,
-                             "model_step_s": model, "real_step_s": real, "real_over_model": real / model})
+                             "model_step_s": times["model"][0], "real_step_s": times["real"][0],
+                             "real_over_model": times["real"][1]})
     torch.set_num_threads(default_threads)
     return rows
 
@@ -218,7 +267,7 @@ def main(argv=None) -> None:
     print_table(args, stages, peak, sweep)
     result = {"bench": "train", "stages": {stage: _rounded(values) for stage, values in stages.items()},
               "peak_gflops_per_s": _rounded(peak), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-              "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds}
+              "cycles": args.cycles}
     if sweep:
         result["vqvae_sweep"] = [_rounded(row) for row in sweep]
     print(json.dumps(result))
@@ -230,7 +279,7 @@ def _rounded(values: dict) -> dict:
 
 def print_table(args, stages: dict, peak: dict, sweep: list[dict]) -> None:
     print(f"\ntraining step per stage at its demo config: {torch.get_num_threads()} torch threads in the main process, "
-          f"{os.cpu_count()} CPUs, mean of {args.steps} steps after {args.warmup}, best of {args.rounds} rounds")
+          f"{os.cpu_count()} CPUs; sources take turns by epoch, medians over {args.cycles - 1} cycles after 1 warm-up")
     print(f"{'stage':<14}{'workers':>8}{'model s':>9}{'real s':>9}{'real/model':>11}"
           f"{'GFLOP/s':>9}{'fwd GFLOP':>10}{'fwd+bwd counted':>16}")
     for stage, row in stages.items():
