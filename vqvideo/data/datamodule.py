@@ -5,6 +5,11 @@
 Batches: {"video": (B, 3, T, H, W) float32 in [-1, 1], "label": (B,) int64 (-1 = none),
 "video_index": (B,) int64 (into `dm.index.entries`), "start_frame": (B,) int64, "clip_index": (B,) int64}.
 
+With `frames_in_memory_mb` set and the decoded frames of every split at `resolution` within it (the bundled
+clips: 11 MB at 64 px), each video is decoded once into shared memory when its first dataset is built, and every
+clip is cut from there (`vqvideo.data.frames_in_memory`): the same clips, without decoding in the training loop.
+Larger roots (Kinetics) decode each clip from its file, and say so once.
+
 Under DDP, Lightning's DistributedSampler shards the clips: each clip once per epoch across ranks when the
 clip count divides by the world size; otherwise it repeats up to world_size - 1 clips to keep ranks in step.
 """
@@ -15,10 +20,11 @@ import os
 from typing import NamedTuple
 
 from pytorch_lightning import LightningDataModule
-from pytorch_lightning.utilities import rank_zero_warn
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from vqvideo.data.dataset import ClipDataset, ClipSpec
+from vqvideo.data.frames_in_memory import BYTES_PER_MB, FramesInMemory, bytes_needed, frame_spans, megabytes
 from vqvideo.data.index import VideoEntry, VideoIndex, build_index
 from vqvideo.data.sources import TEMPORAL_SPLIT, VIDEO_EXTENSIONS
 from vqvideo.data.video import DECODE_DEVICES, decode_frames, FrameSize
@@ -54,6 +60,7 @@ class KineticsDataModule(LightningDataModule):
         index_cache_dir: str | None = "data/index",
         pin_memory: bool = False,
         progress: bool = True,
+        frames_in_memory_mb: int | None = None,  # budget (MB = 2**20 bytes, per process) to decode each video once
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -61,10 +68,13 @@ class KineticsDataModule(LightningDataModule):
             raise ValueError(f"decode_device must be one of {DECODE_DEVICES}, got {decode_device!r}")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        if frames_in_memory_mb is not None and frames_in_memory_mb < 0:
+            raise ValueError(f"frames_in_memory_mb must be >= 0 or None (decode every clip), got {frames_in_memory_mb}")
         self.index: VideoIndex | None = None
         self.skipped: list[SkippedVideo] = []
         self._windows: dict[str, list[ClipWindow]] = {}
         self._datasets: dict[str, ClipDataset] = {}
+        self.frames_in_memory: FramesInMemory | None = None  # set by setup() when the frames fit the budget
 
     # ----- index and windows -------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -77,6 +87,7 @@ class KineticsDataModule(LightningDataModule):
         if not self._windows:
             self._make_windows()
             self._check_decode_device()
+            self._plan_frames_in_memory()
 
     def _load_index(self) -> None:
         hp = self.hparams
@@ -166,6 +177,24 @@ class KineticsDataModule(LightningDataModule):
             return self.trainer.local_rank
         return int(os.environ.get("LOCAL_RANK", 0))
 
+    def _plan_frames_in_memory(self) -> None:
+        """Hold the decoded frames in RAM if the budget allows; otherwise say once why clips are decoded per clip."""
+        hp = self.hparams
+        if hp.frames_in_memory_mb is None:
+            return
+        spans = frame_spans([w for split in SPLITS for w in self._windows[split]], hp.num_frames)
+        needed = bytes_needed(self.index.entries, spans, hp.resolution)
+        if needed > hp.frames_in_memory_mb * BYTES_PER_MB:
+            rank_zero_warn(
+                f"frames_in_memory_mb={hp.frames_in_memory_mb}: the decoded frames of the {len(spans)} videos at "
+                f"{hp.resolution} px need {megabytes(needed)} MB, more than the budget, so every clip is decoded from "
+                f"its file. To hold them in RAM instead, set frames_in_memory_mb >= {megabytes(needed)}.")
+            return
+        rank_zero_info(f"frames_in_memory_mb={hp.frames_in_memory_mb}: each of the {len(spans)} videos is decoded "
+                       f"once into RAM at {hp.resolution} px ({megabytes(needed)} MB) and every clip is cut from it")
+        self.frames_in_memory = FramesInMemory(self.index.entries, spans, hp.resolution, hp.decode_device,
+                                               self._device_id(), hp.progress)
+
     # ----- public views --------------------------------------------------------------------------------
     def split_windows(self, split: str) -> list[ClipWindow]:
         """The deterministic clip windows of a split (train | val | test); call after setup()."""
@@ -190,7 +219,11 @@ class KineticsDataModule(LightningDataModule):
                     f"(or raise val_fraction), or skip it (trainer.limit_val_batches=0).")
             spec = ClipSpec(hp.num_frames, hp.resolution, train, hp.random_flip, hp.decode_device, self._device_id())
             label_ids = [self.index.label_id(entry.label) for entry in self.index.entries]
-            self._datasets[key] = ClipDataset(self.index.entries, label_ids, self.split_windows(split), spec)
+            windows = self.split_windows(split)
+            frames = None
+            if self.frames_in_memory is not None:  # decoded here, before any DataLoader worker starts
+                frames = self.frames_in_memory.load({window.video_index for window in windows})
+            self._datasets[key] = ClipDataset(self.index.entries, label_ids, windows, spec, frames)
         return self._datasets[key]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

@@ -1,4 +1,5 @@
-"""`ClipDataset`: one item per clip window, decoded on demand by `read_clip` (inside the DataLoader worker).
+"""`ClipDataset`: one item per clip window, decoded on demand by `read_clip` (inside the DataLoader worker), or
+cut by `cut_clip` from frames already decoded into RAM (`vqvideo.data.frames_in_memory`) — the same clip either way.
 
 A file that fails at read time (it passed the index probe but its frames do not decode) never ends an
 epoch: it is reported once per process with a warning naming it, and the item is replaced by the next
@@ -14,7 +15,8 @@ import torch
 from torch.utils.data import Dataset
 
 from vqvideo.data.index import VideoEntry
-from vqvideo.data.video import VideoReadError, read_clip
+from vqvideo.data.frames_in_memory import VideoFrames
+from vqvideo.data.video import VideoReadError, cut_clip, read_clip
 from vqvideo.data.windows import ClipWindow
 
 
@@ -31,16 +33,19 @@ class ClipSpec(NamedTuple):
 
 class ClipDataset(Dataset):
     """Items are dicts: video (3, T, H, W) float32 in [-1, 1]; label, video_index, start_frame, clip_index
-    ints (label -1 = none; video_index indexes `entries`; clip_index is the window actually delivered)."""
+    ints (label -1 = none; video_index indexes `entries`; clip_index is the window actually delivered).
+
+    frames: decoded frames per video index (`FramesInMemory.load`); clips of the other videos are decoded per clip."""
 
     def __init__(self, entries: list[VideoEntry], label_ids: list[int], windows: list[ClipWindow],
-                 spec: ClipSpec):
+                 spec: ClipSpec, frames: dict[int, VideoFrames] | None = None):
         if not windows:
             raise ValueError("ClipDataset needs at least one clip window")
         self.entries = entries
         self.label_ids = label_ids
         self.windows = windows
         self.spec = spec
+        self.frames = frames or {}
         self._failed_videos: set[int] = set()  # per process: videos whose read failed here
 
     def __len__(self) -> int:
@@ -71,9 +76,14 @@ class ClipDataset(Dataset):
             choices = window.start_choices
             start = choices[int(torch.randint(len(choices), (1,)))]
         flip = spec.train and spec.random_flip and bool(torch.rand(()) < 0.5)
-        video = read_clip(entry.path, start, spec.num_frames, window.frame_stride, spec.resolution,
-                          crop="random" if spec.train else "center", flip=flip,
-                          decode_device=spec.decode_device, device_id=spec.device_id,
-                          source_size=(entry.height, entry.width))
+        crop = "random" if spec.train else "center"
+        held = self.frames.get(window.video_index)
+        if held is not None:
+            frames = held.clip(start, spec.num_frames, window.frame_stride)  # (T, H', W', 3) uint8 view
+            video = cut_clip(frames, spec.resolution, crop, flip)
+        else:
+            video = read_clip(entry.path, start, spec.num_frames, window.frame_stride, spec.resolution, crop=crop,
+                              flip=flip, decode_device=spec.decode_device, device_id=spec.device_id,
+                              source_size=(entry.height, entry.width))
         return {"video": video, "label": self.label_ids[window.video_index], "video_index": window.video_index,
                 "start_frame": start, "clip_index": clip_index}

@@ -257,6 +257,31 @@ def crop_offsets(size: FrameSize, resolution: int, crop: str, generator: torch.G
     return FrameSize(top, left)
 
 
+def resized_frames(path: str, frame_indices: list[int], resolution: int, decode_device: str = "cpu",
+                   device_id: int = 0, source_size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Frames `frame_indices` of `path` with the shorter side resized to `resolution` (aspect kept): what every
+    clip is cut from. `source_size` (height, width) skips probing the header when the caller knows it.
+    Returns: (T, H', W', 3) uint8 with min(H', W') == resolution (a decoder may round the longer side)."""
+    size = FrameSize(*source_size) if source_size is not None else probe_frame_size(path)
+    target = resized_size(size, resolution)
+    frames = decode_frames(path, frame_indices, target, decode_device, device_id)  # (T, H', W', 3) uint8
+    if min(frames.shape[1:3]) < resolution:  # a decoder that ignored the requested size
+        frames = resize_frames(frames, target)
+    return frames
+
+
+def cut_clip(frames: torch.Tensor, resolution: int, crop: str = "center", flip: bool = False,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """frames (T, H', W', 3) uint8 from `resized_frames` -> a center or random `resolution`-square crop,
+    optionally flipped left-right, as model input: (3, T, resolution, resolution) float32 in [-1, 1]."""
+    top, left = crop_offsets(FrameSize(*frames.shape[1:3]), resolution, crop, generator)
+    frames = frames[:, top:top + resolution, left:left + resolution]  # (T, res, res, 3)
+    if flip:
+        frames = frames.flip(2)
+    video = frames.permute(3, 0, 1, 2).float()  # (3, T, res, res)
+    return video.div_(127.5).sub_(1.0)
+
+
 def read_clip(path: str, start_frame: int, num_frames: int, frame_stride: int = 1, resolution: int = 64,
               crop: str = "center", flip: bool = False, decode_device: str = "cpu",
               generator: torch.Generator | None = None, device_id: int = 0,
@@ -264,22 +289,13 @@ def read_clip(path: str, start_frame: int, num_frames: int, frame_stride: int = 
     """Frames start_frame, start_frame + frame_stride, ... of `path` as model input.
 
     Shorter side resized to `resolution`, then a center or random `resolution`-square crop, optionally
-    flipped left-right. `source_size` (height, width) skips probing the header when the caller knows it.
+    flipped left-right (`resized_frames`, then `cut_clip`). `source_size` (height, width) skips probing the
+    header when the caller knows it.
     Returns: (3, T, H, W) float32 in [-1, 1] with T = num_frames, H = W = resolution.
     Raises VideoReadError (file + reason) or GpuDecodeUnavailable.
     """
     if start_frame < 0:
         raise ValueError(f"start_frame must be >= 0, got {start_frame}")
-    size = FrameSize(*source_size) if source_size is not None else probe_frame_size(path)
-    target = resized_size(size, resolution)
     frame_indices = [start_frame + i * frame_stride for i in range(num_frames)]
-    frames = decode_frames(path, frame_indices, target, decode_device, device_id)  # (T, H', W', 3) uint8
-    if min(frames.shape[1:3]) < resolution:  # a decoder that ignored the requested size
-        frames = resize_frames(frames, target)
-    target = FrameSize(*frames.shape[1:3])  # decoders may round odd sizes
-    top, left = crop_offsets(target, resolution, crop, generator)
-    frames = frames[:, top:top + resolution, left:left + resolution]  # (T, res, res, 3)
-    if flip:
-        frames = frames.flip(2)
-    video = frames.permute(3, 0, 1, 2).float()  # (3, T, res, res)
-    return video.div_(127.5).sub_(1.0)
+    frames = resized_frames(path, frame_indices, resolution, decode_device, device_id, source_size)
+    return cut_clip(frames, resolution, crop, flip, generator)
