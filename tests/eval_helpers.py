@@ -50,9 +50,15 @@ def decoded_frames(path: Path) -> np.ndarray:
         return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
 
 
+def decoded_planes(path: Path) -> np.ndarray:
+    """(T, 3H/2, W) uint8: the MP4's decoded YUV 4:2:0 planes, unconverted (no swscale rounding in the way)."""
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray() for frame in container.decode(video=0)])
+
+
 def assert_same_videos(a: Path, b: Path) -> None:
     """Two eval folders hold the same systems and clips, frame for frame."""
     videos = sorted(path.relative_to(a) for path in (a / "videos").rglob("*.mp4"))
     assert videos and videos == sorted(path.relative_to(b) for path in (b / "videos").rglob("*.mp4"))
     for video in videos:
-        assert np.array_equal(decoded_frames(a / video), decoded_frames(b / video)), video
+        assert np.array_equal(decoded_planes(a / video), decoded_planes(b / video)), video

@@ -37,6 +37,18 @@ def built(tmp_path_factory):
     return root, checkpoint, args
 
 
+def test_deterministic_encoding_does_not_stay_switched_on_in_the_caller(tmp_path):
+    """precompute runs with deterministic kernels (its default) and gives the process its torch flags back."""
+    import torch
+
+    assert precompute.build_parser().get_defaults().trainer.deterministic is True
+    checkpoint = save_tiny_vqvae(tmp_path / "vqvae.ckpt")
+    torch.use_deterministic_algorithms(False)
+    args = precompute_args(checkpoint, tmp_path / "codes", tmp_path / "index")
+    assert precompute.main([*args, "--splits=[val]"]) == 0
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
 def _copy_cache(root, name):
     shutil.copytree(root / "codes", root / name)
     return root / name

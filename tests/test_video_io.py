@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vqvideo.video_io import gif_bytes, video_to_uint8, write_gif, write_mp4
+from vqvideo.video_io import gif_bytes, rgb_to_yuv420p, video_to_uint8, write_gif, write_mp4
 
 
 def test_video_to_uint8_maps_range_and_layout():
@@ -44,3 +44,15 @@ def test_write_gif_and_mp4_atomically(tmp_path):
         decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
     assert len(decoded) == 6 and decoded[0].shape == (18, 22, 3)
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["clip.gif", "clip.mp4"]  # no temp left
+
+
+def test_mp4_colours_survive_our_yuv_conversion(tmp_path):
+    """The numpy RGB→YUV 4:2:0 conversion agrees with FFmpeg's (±1 level) and flat colours decode back to themselves."""
+    colours = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255], [120, 60, 200]], np.uint8)
+    frames = np.repeat(colours[:, None, None, :], 16, axis=1).repeat(16, axis=2)  # (6, 16, 16, 3) flat frames
+    for frame in frames:
+        ffmpeg = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p").to_ndarray()
+        assert np.abs(rgb_to_yuv420p(frame).astype(int) - ffmpeg.astype(int)).max() <= 1
+    with av.open(str(write_mp4(tmp_path / "flat.mp4", frames, fps=6))) as container:
+        decoded = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+    assert np.abs(decoded.astype(int) - frames.astype(int)).max() <= 4

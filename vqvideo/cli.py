@@ -29,6 +29,7 @@ USAGE = """usage: vqvideo {fit,validate,test,predict,precompute,eval,describe,da
   precompute                 encode a dataset once into the sharded code cache
   eval --vqvae CKPT --top CKPT --bottom CKPT [--i3d PATH] --out DIR   score predictions: report + videos
   describe --config FILE     parameters, latent shapes, bits ratio and GFLOPs of a config
+                             (--gpu H100 --mfu 0.4: the schedule's projected GPU-days)
   data-summary ROOT          index a video folder and report readable videos and clips
   demo                       the whole pipeline on the bundled real clips
   human-eval make-pairs|serve|report   blinded side-by-side preference study of two systems (Table 1)

@@ -24,6 +24,7 @@ from typing import Literal
 from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 
 from vqvideo.data.datamodule import SPLITS
+from vqvideo.lit.trainer_options import TrainerOptions, run_prediction
 from vqvideo.metrics.fvd import FVD_PROTOCOLS
 from vqvideo.sampling import DEFAULT_SAMPLER, SAMPLER_NAMES
 
@@ -42,19 +43,6 @@ class EvalData:
     num_workers: int = 0
     decode_device: str = "cpu"
     index_cache_dir: str | None = "data/index"
-
-
-@dataclass
-class TrainerOptions:
-    """The Lightning Trainer options that matter for evaluation (devices > 1: DDP, one part of the clips each)."""
-
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    deterministic: bool | Literal["warn"] = "warn"  # deterministic kernels where they exist
-    enable_progress_bar: bool = True
 
 
 def build_parser() -> ArgumentParser:
@@ -279,8 +267,6 @@ def eval_module(cfg, setup: Setup, context):
 
 def run_eval(cfg, argv: list[str], started: float) -> dict | None:
     """Predict and score every clip not yet recorded in --out, then (rank 0) write the report."""
-    import pytorch_lightning as pl
-
     from vqvideo.callbacks.eval_writer import EvalWriter
     from vqvideo.data.fixed_clips import FixedClipsDataModule
     from vqvideo.evaluation.report import write_report
@@ -303,13 +289,11 @@ def run_eval(cfg, argv: list[str], started: float) -> dict | None:
                                    done_ids=lambda: {ids[name] for name in finished_names(out) if name in ids})
     pending.allow_zero_length_dataloader_with_multiple_devices = True  # fewer pending clips than devices
     writer = EvalWriter(out, setup.clips, identity, scoring_spec(cfg, context), finish, cfg.overwrite)
-    trainer = pl.Trainer(**vars(cfg.trainer), logger=False, enable_checkpointing=False, callbacks=[writer],
-                         default_root_dir=str(out), enable_model_summary=False)
     per_clip = (3 + cfg.num_samples) * setup.num_frames * setup.spec.resolution ** 2 * 3 // 10  # MP4s, generous
     with explain_disk_full(out, len(setup.clips) * per_clip, "the eval", "run the same command again: it keeps "
                            "the finished clips"):
-        trainer.predict(eval_module(cfg, setup, context), datamodule=pending, return_predictions=False)
-    if trainer.is_global_zero:
+        is_global_zero = run_prediction(cfg.trainer, str(out), writer, eval_module(cfg, setup, context), pending)
+    if is_global_zero:
         return summary_lines(json.loads((out / "report.json").read_text()))
     return None
 

@@ -24,25 +24,13 @@ from vqvideo.cache.manifest import (
 from vqvideo.cache.plan import plan_clips, plan_sha256
 from vqvideo.data.datamodule import KineticsDataModule
 from vqvideo.files import DiskFullError, explain_disk_full
+from vqvideo.lit.trainer_options import TrainerOptions, run_prediction
 from vqvideo.models.vqvae import NUM_GIVEN_FRAMES
 
 # KineticsDataModule options that change which pixels are encoded (recorded in the cache identity); the others
 # (batch_size, num_workers, decode_device, ...) only change how fast.
 SELECTION_OPTIONS = ("root", "source", "frame_stride", "target_fps", "val_fraction",
                      "max_clips_per_video", "random_flip")
-
-
-@dataclass
-class TrainerOptions:
-    """The Lightning Trainer options that matter for encoding (devices > 1 runs DDP, one shard set per rank)."""
-
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    deterministic: bool = True  # deterministic kernels (cuDNN): a restart re-encodes to the very same codes
-    enable_progress_bar: bool = True
 
 
 def build_parser() -> ArgumentParser:
@@ -59,6 +47,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--rows_per_shard", type=int, default=2048,
                         help="clips per shard; 2048 ≈ 180 MB at 256 px (keep a multiple of data.batch_size)")
     parser.add_class_arguments(TrainerOptions, "trainer")
+    parser.set_defaults({"trainer.deterministic": True})  # a restart re-encodes to the very same codes
     parser.add_argument("--overwrite", action=ActionYesNo, default=False, help="delete an existing cache first")
     parser.add_argument("--verify", type=str | None, default=None, help="re-check the checksums of cache DIR")
     return parser
@@ -98,8 +87,6 @@ def plan_from_config(cfg, clip_shape: tuple[int, int, int]):
 
 def run_precompute(cfg) -> Path:
     """Plan the clips, check the output directory, and run the prediction loop; returns the cache dir."""
-    import pytorch_lightning as pl
-
     from vqvideo.cache.shards import done_clip_ids
     from vqvideo.cache.writer import check_identity, existing_identity
     from vqvideo.callbacks.code_cache import CodeCacheWriter
@@ -125,13 +112,11 @@ def run_precompute(cfg) -> Path:
     sizes = {entry.path: (entry.height, entry.width) for entry in datamodule.index.entries}
     pending = FixedClipsDataModule(clips, resolution, cfg.data.batch_size, cfg.data.num_workers,
                                    cfg.data.decode_device, sizes, done_ids=lambda: done_clip_ids(out))
-    trainer = pl.Trainer(**vars(cfg.trainer), logger=False, enable_checkpointing=False, callbacks=[writer],
-                         default_root_dir=str(out), enable_model_summary=False)
     encoder = CodeEncoderModule(vqvae, cfg.num_given_frames, cfg.data.batch_size)
     needed = len(clips) * (code_spec.bytes_per_clip + MANIFEST_BYTES_PER_CLIP)
     with explain_disk_full(out, needed, "the code cache", "run the same command again: it keeps the finished shards"):
-        trainer.predict(encoder, datamodule=pending, return_predictions=False)
-    if trainer.is_global_zero:
+        is_global_zero = run_prediction(cfg.trainer, str(out), writer, encoder, pending)
+    if is_global_zero:
         manifest = read_manifest(out)
         if manifest.failed_clips:
             print(f"{len(manifest.failed_clips)} clips could not be read (manifest.json: failed_clips), e.g. "

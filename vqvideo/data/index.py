@@ -63,10 +63,6 @@ class VideoIndex:
         """Integer id of a label name; -1 for None (no label)."""
         return -1 if label is None else self.label_names.index(label)
 
-    @property
-    def readable_entries(self) -> list[VideoEntry]:
-        return [entry for entry in self.entries if entry.readable]
-
 
 @dataclass(frozen=True)
 class Probe:
