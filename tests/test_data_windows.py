@@ -22,6 +22,14 @@ def test_too_short_video_has_no_clip():
     assert clip_starts(30, 16, frame_stride=2) == []  # needs 31 frames
 
 
+def test_clip_step_gives_overlapping_windows_that_still_fit():
+    assert clip_starts(40, 16, step=4) == [0, 4, 8, 12, 16, 20, 24]
+    assert clip_starts(40, 16, frame_stride=2, step=4) == [0, 4, 8]  # span 31
+    assert clip_starts(40, 16, step=16) == clip_starts(40, 16)
+    with pytest.raises(ValueError, match="clip_step"):
+        clip_starts(40, 16, step=0)
+
+
 def test_max_clips_spreads_the_kept_windows():
     all_starts = clip_starts(160, 16)  # 10 windows
     assert clip_starts(160, 16, max_clips=1) == [all_starts[5]]

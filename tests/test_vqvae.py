@@ -8,7 +8,7 @@ import torch
 from tiny_models import CLIP_SHAPE, TINY_SPEC, tiny_vqvae_config
 
 from vqvideo.cache.manifest import code_spec_of
-from vqvideo.models.vqvae import NUM_GIVEN_FRAMES, VQVAE, VQVAEConfig, encode_given_frames
+from vqvideo.models.vqvae import NUM_GIVEN_FRAMES, VQVAE, VQVAEConfig, bottom_keep_mask, encode_given_frames
 
 
 def test_paper_scale_shapes_on_meta():
@@ -57,6 +57,27 @@ def test_bottom_masking_only_in_training():
     top_only = vqvae.decode_top_only(codes.top)
     assert torch.allclose(masked, top_only, atol=1e-5)  # training with p=1 decodes the top alone
     assert not torch.allclose(vqvae.reconstruct(video), top_only, atol=1e-5)
+
+
+@pytest.mark.parametrize("prob", [0.0, 0.2, 0.5, 1.0])
+def test_masking_rate_is_the_configured_probability(prob):
+    torch.manual_seed(0)
+    masked = (~bottom_keep_mask(20_000, prob, "cpu")).float().mean().item()
+    assert abs(masked - prob) < 0.015  # 20 000 draws: about 5 standard deviations at p = 0.5
+
+
+def test_forward_masks_with_the_probability_it_is_given():
+    """A per-call probability (the training schedule's) overrides the config's; evaluation never masks."""
+    torch.manual_seed(0)
+    vqvae = VQVAE(tiny_vqvae_config(bottom_mask_prob=0.0))
+    decoded_bottoms, decode = [], vqvae._decode
+    vqvae._decode = lambda top, bottom: decoded_bottoms.append(bottom) or decode(top, bottom)
+    video = torch.rand(2, 3, 8, 32, 32) * 2 - 1
+    vqvae.train()(video, bottom_mask_prob=1.0)
+    vqvae(video)  # the config's 0.0
+    vqvae.eval()(video, bottom_mask_prob=1.0)
+    masked, config, evaluation = ((bottom.flatten(1) != 0).any(dim=1).tolist() for bottom in decoded_bottoms)
+    assert (masked, config, evaluation) == ([False, False], [True, True], [True, True])
 
 
 def test_frozen_vqvae_stays_in_eval_and_never_updates():

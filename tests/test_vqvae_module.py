@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from vqvideo.lit.checkpoints import load_stage
 from vqvideo.lit.optimization import OptimizationConfig
-from vqvideo.lit.vqvae_module import VQVAEModule, load_vqvae
+from vqvideo.lit.vqvae_module import BottomMaskSchedule, VQVAEModule, load_vqvae
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_checkpoint_hparams_are_plain_values_that_rebuild_the_module(trained):
     _, _, out, _, _ = trained
     checkpoint = torch.load(out / "vqvae.ckpt", map_location="cpu", weights_only=True)
     hparams = checkpoint["hyper_parameters"]
-    assert set(hparams) == {"vqvae", "commitment_cost", "optimization", "clip_shape"}
+    assert set(hparams) == {"vqvae", "commitment_cost", "optimization", "bottom_mask_schedule", "clip_shape"}
     assert hparams["vqvae"]["num_top_codes"] == 32 and hparams["vqvae"]["dead_code_patience"] == 5
     assert tuple(hparams["clip_shape"]) == (8, 32, 32) and hparams["optimization"]["warmup_steps"] == 2
     module = load_stage(VQVAEModule, out / "vqvae.ckpt")
@@ -100,3 +100,22 @@ def test_validation_logs_top_only_and_mean_colour_psnr_as_computed_by_hand(train
     for name, estimate in (("psnr_top_only", top_only), ("psnr_mean_colour", mean_colour)):
         expected = 10 * torch.log10(4.0 / torch.mean((estimate - val_video) ** 2))
         assert metrics[f"val/{name}"] == pytest.approx(expected.item(), abs=1e-3), name
+
+
+def test_bottom_mask_schedule_goes_from_its_start_to_the_configured_probability():
+    torch.manual_seed(0)
+    module = VQVAEModule(vqvae=tiny_vqvae_config(bottom_mask_prob=0.2), clip_shape=(8, 32, 32),
+                         bottom_mask_schedule=BottomMaskSchedule(start_prob=1.0, decay_steps=4))
+    seen, forward = [], module.vqvae.forward
+
+    def recording_forward(video, bottom_mask_prob=None):
+        seen.append(bottom_mask_prob)
+        return forward(video, bottom_mask_prob)
+
+    module.vqvae.forward = recording_forward
+    trainer = pl.Trainer(max_steps=6, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, DataLoader(blob_clips(12, seed=3), batch_size=2, collate_fn=collate))
+    assert seen == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2, 0.2])
+    with pytest.raises(ValueError, match="start_prob"):
+        VQVAEModule(vqvae=tiny_vqvae_config(), bottom_mask_schedule=BottomMaskSchedule(start_prob=1.5))

@@ -30,7 +30,7 @@ from vqvideo.models.vqvae import NUM_GIVEN_FRAMES
 # KineticsDataModule options that change which pixels are encoded (recorded in the cache identity); the others
 # (batch_size, num_workers, decode_device, ...) only change how fast.
 SELECTION_OPTIONS = ("root", "source", "frame_stride", "target_fps", "val_fraction",
-                     "max_clips_per_video", "random_flip")
+                     "max_clips_per_video", "clip_step", "random_flip")
 
 
 def build_parser() -> ArgumentParser:

@@ -54,7 +54,8 @@ class KineticsDataModule(LightningDataModule):
         batch_size: int = 8,
         num_workers: int = 2,
         val_fraction: float = 0.2,  # folder: share of files; embedded: share of each video's frames
-        max_clips_per_video: int | None = None,  # None = every non-overlapping window
+        max_clips_per_video: int | None = None,  # None = every window
+        clip_step: int | None = None,  # frames between window starts; None = the clip's span (no overlap)
         random_flip: bool = False,
         decode_device: str = "cpu",  # cpu | gpu (decord2 built with CUDA; uses the local rank's GPU)
         index_cache_dir: str | None = "data/index",
@@ -138,7 +139,7 @@ class KineticsDataModule(LightningDataModule):
         if entry.split == TEMPORAL_SPLIT:
             frames = split_frame_range(entry.num_frames, split, hp.val_fraction)
         return video_windows(video_index, frames, hp.num_frames, self._stride(entry), train=split == "train",
-                             max_clips=hp.max_clips_per_video)
+                             max_clips=hp.max_clips_per_video, step=hp.clip_step)
 
     def _too_short_reason(self, entry: VideoEntry, per_split: dict[str, list]) -> str:
         span = clip_span(self.hparams.num_frames, self._stride(entry))

@@ -30,16 +30,19 @@ def clip_span(num_frames: int, frame_stride: int = 1) -> int:
 
 
 def clip_starts(num_video_frames: int, num_frames: int, frame_stride: int = 1,
-                max_clips: int | None = None) -> list[int]:
-    """Deterministic, non-overlapping clip start frames of a video of `num_video_frames` frames.
+                max_clips: int | None = None, step: int | None = None) -> list[int]:
+    """Deterministic clip start frames of a video of `num_video_frames` frames.
 
-    Windows are packed from frame 0; with `max_clips`, that many are kept, evenly spread (the middle one of
-    each of `max_clips` equal groups, so `max_clips=1` is the central window).
+    Windows start at frame 0 and every `step` frames after (None: the clip's span, so they do not overlap); with
+    `max_clips`, that many are kept, evenly spread (the middle one of each of `max_clips` equal groups, so
+    `max_clips=1` is the central window).
     """
     span = clip_span(num_frames, frame_stride)
+    if step is not None and step < 1:
+        raise ValueError(f"clip_step must be >= 1 or None (non-overlapping), got {step}")
     if num_video_frames < span:
         return []
-    starts = list(range(0, num_video_frames - span + 1, span))
+    starts = list(range(0, num_video_frames - span + 1, step or span))
     if max_clips is not None and len(starts) > max_clips:
         if max_clips < 1:
             raise ValueError(f"max_clips must be >= 1 or None, got {max_clips}")
@@ -64,10 +67,10 @@ def split_frame_range(num_video_frames: int, split: str, val_fraction: float) ->
 
 
 def video_windows(video_index: int, frames: range, num_frames: int, frame_stride: int, train: bool,
-                  max_clips: int | None = None) -> list[ClipWindow]:
+                  max_clips: int | None = None, step: int | None = None) -> list[ClipWindow]:
     """The clip windows of one video restricted to `frames` (a contiguous range of its frame numbers)."""
     span = clip_span(num_frames, frame_stride)
-    starts = clip_starts(len(frames), num_frames, frame_stride, max_clips)
+    starts = clip_starts(len(frames), num_frames, frame_stride, max_clips, step)
     windows = []
     for window, start in enumerate(starts):
         if train:

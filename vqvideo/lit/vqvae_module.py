@@ -12,6 +12,7 @@ VQ-VAE, frozen.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -28,11 +29,28 @@ STAGES = ("train", "val", "test")
 LEVEL_PSNRS = ("psnr_top_only", "psnr_mean_colour")
 
 
+@dataclass(frozen=True)
+class BottomMaskSchedule:
+    """The bottom-masking probability over training: `start_prob` at step 0, moving linearly to the model's
+    `bottom_mask_prob` at `decay_steps`, constant after (decay_steps 0: the model's value throughout). Masking
+    every clip first makes the top level learn content before the decoder can lean on the bottom one alone."""
+
+    start_prob: float = 1.0
+    decay_steps: int = 0
+
+    def prob_at(self, step: int, final_prob: float) -> float:
+        if not 0 <= self.start_prob <= 1 or self.decay_steps < 0:
+            raise ValueError(f"bottom_mask_schedule needs 0 <= start_prob <= 1 and decay_steps >= 0, got {self}")
+        if step >= self.decay_steps:
+            return final_prob
+        return self.start_prob + (final_prob - self.start_prob) * step / self.decay_steps
+
+
 class VQVAEModule(pl.LightningModule):
     """Wraps one `VQVAE` (attribute `.vqvae`). Batches: dicts with "video" (B, 3, T, H, W) float in [-1, 1].
 
     vqvae: the architecture (Table 3). commitment_cost: β of eq. 2 (Table 3: 0.25). optimization: AdamW and its
-    schedule. clip_shape: (T, H, W) of the training clips — a fact of the data, linked by the CLI from the
+    schedule. bottom_mask_schedule: how the masking probability reaches `vqvae.bottom_mask_prob`. clip_shape: (T, H, W) of the training clips — a fact of the data, linked by the CLI from the
     DataModule (never typed in a YAML); recorded so later stages read the clips this VQ-VAE was trained on.
     """
 
@@ -41,14 +59,18 @@ class VQVAEModule(pl.LightningModule):
         vqvae: VQVAEConfig = VQVAEConfig(),
         commitment_cost: float = 0.25,
         optimization: OptimizationConfig = OptimizationConfig(),
+        bottom_mask_schedule: BottomMaskSchedule = BottomMaskSchedule(),
         clip_shape: tuple[int, int, int] | None = None,
     ):
         super().__init__()
         vqvae, optimization = as_config(VQVAEConfig, vqvae), as_config(OptimizationConfig, optimization)
+        bottom_mask_schedule = as_config(BottomMaskSchedule, bottom_mask_schedule)
+        bottom_mask_schedule.prob_at(0, vqvae.bottom_mask_prob)  # bad values fail at construction, not mid-run
         clip_shape = None if clip_shape is None else tuple(int(size) for size in clip_shape)
         self.save_hyperparameters({"vqvae": plain(vqvae), "commitment_cost": commitment_cost,
-                                   "optimization": plain(optimization), "clip_shape": clip_shape})
-        self.optimization, self.clip_shape = optimization, clip_shape
+                                   "optimization": plain(optimization),
+                                   "bottom_mask_schedule": plain(bottom_mask_schedule), "clip_shape": clip_shape})
+        self.optimization, self.bottom_mask_schedule, self.clip_shape = optimization, bottom_mask_schedule, clip_shape
         self.vqvae = VQVAE(vqvae)
         if clip_shape is not None:
             self.vqvae.latent_shapes(*clip_shape)  # fail at construction, not mid-run
@@ -93,9 +115,13 @@ class VQVAEModule(pl.LightningModule):
             raise TypeError("VQVAEModule expects batches as dicts with 'video' (B, 3, T, H, W); use KineticsDataModule")
         return batch["video"]
 
+    def bottom_mask_prob(self) -> float:
+        """The masking probability of the current training step."""
+        return self.bottom_mask_schedule.prob_at(self.global_step, self.vqvae.config.bottom_mask_prob)
+
     def _shared_step(self, batch, stage: str) -> torch.Tensor:
         video = self._video(batch)
-        output: VQVAEOutput = self.vqvae(video)
+        output: VQVAEOutput = self.vqvae(video, self.bottom_mask_prob() if stage == "train" else None)
         recon_mse = F.mse_loss(output.reconstruction.float(), video.float())
         loss = recon_mse + self.hparams.commitment_cost * output.commitment_loss
         psnr = getattr(self, f"{stage}_psnr")
@@ -112,6 +138,8 @@ class VQVAEModule(pl.LightningModule):
         self.log(f"{stage}/psnr", psnr, on_step=on_step, on_epoch=not on_step, prog_bar=True, batch_size=batch_size)
         if stage != "train":
             self._log_level_psnrs(video, output.codes.top, stage)
+        if stage == "train":
+            self.log("train/bottom_mask_prob", self.bottom_mask_prob(), batch_size=batch_size)
         if stage == "train" and self.vqvae.config.restart_dead_codes:
             self.log("train/dead_code_restarts_top", self.vqvae.top_quantizer.total_restarts.float())
             self.log("train/dead_code_restarts_bottom", self.vqvae.bottom_quantizer.total_restarts.float())

@@ -129,6 +129,11 @@ def _up_stage(in_ch: int, hidden: int, residual: int, layers: int, out_ch: int, 
     )
 
 
+def bottom_keep_mask(batch_size: int, prob: float, device: torch.device | str) -> Tensor:
+    """(B,) bool: True for the clips whose bottom latents stay, each masked independently with probability `prob`."""
+    return torch.rand(batch_size, device=device) >= prob
+
+
 class VQVAE(nn.Module):
     """Two-level video VQ-VAE. Video in/out: (B, 3, T, H, W) float in [-1, 1]."""
 
@@ -212,14 +217,16 @@ class VQVAE(nn.Module):
         top_upsampled = self.top_upsampler(top_quantized)  # (B, D, Tb, Hb, Wb)
         return self.decoder(torch.cat([top_upsampled, bottom_quantized.to(top_upsampled.dtype)], dim=1))
 
-    def forward(self, video: Tensor) -> VQVAEOutput:
-        """video: (B, 3, T, H, W) -> VQVAEOutput. In training: EMA updates and random bottom masking."""
+    def forward(self, video: Tensor, bottom_mask_prob: float | None = None) -> VQVAEOutput:
+        """video: (B, 3, T, H, W) -> VQVAEOutput. In training: EMA updates and random bottom masking, each clip's
+        bottom latents zeroed with probability `bottom_mask_prob` (None: the config's)."""
         top_latents, bottom_latents = self._latents(video)
         top: QuantizerOutput = self.top_quantizer(top_latents)
         bottom: QuantizerOutput = self.bottom_quantizer(bottom_latents)
         bottom_quantized = bottom.quantized
-        if self.training and self.bottom_mask_prob > 0:
-            keep = torch.rand(video.shape[0], device=video.device) >= self.bottom_mask_prob  # (B,)
+        prob = self.bottom_mask_prob if bottom_mask_prob is None else bottom_mask_prob
+        if self.training and prob > 0:
+            keep = bottom_keep_mask(video.shape[0], prob, video.device)
             bottom_quantized = bottom_quantized * keep[:, None, None, None, None].to(bottom_quantized.dtype)
         reconstruction = self._decode(top.quantized, bottom_quantized)
         return VQVAEOutput(
