@@ -38,9 +38,11 @@ class BottomMaskSchedule:
     start_prob: float = 1.0
     decay_steps: int = 0
 
-    def prob_at(self, step: int, final_prob: float) -> float:
+    def __post_init__(self) -> None:
         if not 0 <= self.start_prob <= 1 or self.decay_steps < 0:
             raise ValueError(f"bottom_mask_schedule needs 0 <= start_prob <= 1 and decay_steps >= 0, got {self}")
+
+    def prob_at(self, step: int, final_prob: float) -> float:
         if step >= self.decay_steps:
             return final_prob
         return self.start_prob + (final_prob - self.start_prob) * step / self.decay_steps
@@ -50,8 +52,9 @@ class VQVAEModule(pl.LightningModule):
     """Wraps one `VQVAE` (attribute `.vqvae`). Batches: dicts with "video" (B, 3, T, H, W) float in [-1, 1].
 
     vqvae: the architecture (Table 3). commitment_cost: β of eq. 2 (Table 3: 0.25). optimization: AdamW and its
-    schedule. bottom_mask_schedule: how the masking probability reaches `vqvae.bottom_mask_prob`. clip_shape: (T, H, W) of the training clips — a fact of the data, linked by the CLI from the
-    DataModule (never typed in a YAML); recorded so later stages read the clips this VQ-VAE was trained on.
+    schedule. bottom_mask_schedule: how the masking probability reaches `vqvae.bottom_mask_prob`. clip_shape:
+    (T, H, W) of the training clips — a fact of the data, linked by the CLI from the DataModule (never typed in a
+    YAML); recorded so later stages read the clips this VQ-VAE was trained on.
     """
 
     def __init__(
@@ -65,7 +68,6 @@ class VQVAEModule(pl.LightningModule):
         super().__init__()
         vqvae, optimization = as_config(VQVAEConfig, vqvae), as_config(OptimizationConfig, optimization)
         bottom_mask_schedule = as_config(BottomMaskSchedule, bottom_mask_schedule)
-        bottom_mask_schedule.prob_at(0, vqvae.bottom_mask_prob)  # bad values fail at construction, not mid-run
         clip_shape = None if clip_shape is None else tuple(int(size) for size in clip_shape)
         self.save_hyperparameters({"vqvae": plain(vqvae), "commitment_cost": commitment_cost,
                                    "optimization": plain(optimization),
