@@ -41,6 +41,7 @@ from omegaconf import OmegaConf
 from step_cost import device_peak, free_memory, measure_stage
 
 from vqvideo.files import atomic_write, atomic_write_json
+from vqvideo.lit.trainer_options import process_torch_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
@@ -117,16 +118,14 @@ def derive_experiment(experiment: str, work: Path, overrides: dict) -> Path:
 @contextlib.contextmanager
 def isolated_torch_state():
     """Process-wide torch settings a stage may change, restored after it (as if it ran in its own process, like
-    `vqvideo demo`'s stages): precompute turns deterministic algorithms on (CUDA's nll_loss then refuses to run in
-    the prior fits that follow), predict sets one thread."""
-    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.get_num_threads())
+    `vqvideo demo`'s stages): a Trainer with deterministic=True turns deterministic algorithms on (CUDA's nll_loss
+    then refuses to run in the prior fits that follow), predict sets one thread."""
+    threads = torch.get_num_threads()
     try:
-        yield
+        with process_torch_flags():
+            yield
     finally:
-        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[2], saved[3]
-        torch.set_num_threads(saved[4])
+        torch.set_num_threads(threads)
 
 
 def attempt(name: str, function: Callable[[], dict]) -> dict:
