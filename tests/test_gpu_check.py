@@ -95,8 +95,8 @@ def test_cuda_command_lines_parse(tmp_path):
 
 
 def test_stage_settings_do_not_leak_between_parts():
-    """a deterministic Trainer turns deterministic algorithms on (CUDA's NLLLoss then raises in a prior fit); predict sets one
-    thread: the check restores both after each part, as separate processes would."""
+    """A deterministic Trainer turns deterministic algorithms on (CUDA's NLLLoss then raises in a prior fit); predict
+    sets one thread: the check restores both after each part, as separate processes would."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     with gpu_check.isolated_torch_state():  # flipped, whatever state the suite left
         torch.use_deterministic_algorithms(not deterministic)
