@@ -5,8 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 import vqvideo.demo as demo
+from vqvideo.lit.precision import PrecisionProbe, time_bf16_against_float32
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,8 +55,28 @@ class FakeStages:
         return next(command for ran_stage, command in self.ran if ran_stage == stage)
 
 
+class FakeProbe:
+    """Stands in for the bf16 timing: counts its calls, answers `speedup` (float32 ms / bf16 ms)."""
+
+    def __init__(self, speedup: float = 1.4):
+        self.speedup, self.calls = speedup, 0
+
+    def __call__(self, loss, min_speedup: float = 1.1):
+        self.calls += 1
+        self.loss = loss
+        probe = PrecisionProbe(float32_ms=10.0 * self.speedup, bf16_ms=10.0)
+        return ("bf16-mixed" if probe.speedup >= min_speedup else "32-true"), probe
+
+
 @pytest.fixture
-def run(monkeypatch, tmp_path):
+def probe(monkeypatch):
+    fake = FakeProbe()
+    monkeypatch.setattr(demo, "cpu_training_precision", fake)
+    return fake
+
+
+@pytest.fixture
+def run(monkeypatch, tmp_path, probe):
     monkeypatch.chdir(REPO)  # configs are found relative to the repository root
 
     def run_demo(*args, out=tmp_path / "demo", fail=None):
@@ -119,3 +141,56 @@ def test_other_output_folder_gets_rewritten_configs(run, tmp_path):
     config = out / "configs" / "vqvae.yaml"
     assert fake.ran[0][1][5] == str(config)
     assert demo.CONFIG_OUT not in config.read_text() and str(out) in config.read_text()
+
+
+TRAINING = ("vqvae", "top_prior", "bottom_prior")
+
+
+def precision_overrides(fake):
+    return {stage: [part for part in command if part.startswith("--trainer.precision")]
+            for stage, command in fake.ran if stage in TRAINING}
+
+
+def test_bf16_faster_keeps_the_yamls_precision_and_records_the_measurement(run, probe, tmp_path, capsys):
+    code, _, fake = run()
+    assert code == 0 and probe.calls == 1
+    assert precision_overrides(fake) == {stage: [] for stage in TRAINING}
+    recorded = json.loads((tmp_path / "demo" / "timings.json").read_text())["precision"]
+    assert recorded == {"choice": "bf16-mixed", "source": "measured", "vqvae_step_ms_float32": 14.0,
+                        "vqvae_step_ms_bf16": 10.0, "bf16_speedup": 1.4}
+    assert "training precision: bf16-mixed" in capsys.readouterr().out
+
+
+def test_bf16_not_faster_trains_every_stage_in_float32(run, probe, tmp_path):
+    probe.speedup = 1.05
+    code, _, fake = run()
+    assert code == 0
+    assert precision_overrides(fake) == {stage: ["--trainer.precision=32-true"] for stage in TRAINING}
+    assert json.loads((tmp_path / "demo" / "timings.json").read_text())["precision"]["choice"] == "32-true"
+
+
+def test_no_probe_when_no_training_stage_runs_or_the_precision_is_given(run, probe, tmp_path):
+    run()
+    (tmp_path / "demo" / "eval" / "report.json").unlink()
+    code, ran, _ = run()
+    assert code == 0 and ran == ["eval"] and probe.calls == 1
+    assert json.loads((tmp_path / "demo" / "timings.json").read_text())["precision"]["choice"] == "bf16-mixed"
+    code, _, fake = run("--fresh", "--precision=bf16-mixed")
+    assert code == 0 and probe.calls == 1
+    assert precision_overrides(fake) == {stage: ["--trainer.precision=bf16-mixed"] for stage in TRAINING}
+
+
+def test_the_probe_times_the_demo_vqvae_training_step_in_both_precisions(monkeypatch):
+    """The probe's step is the demo YAML's VQ-VAE on a batch of the YAML's shape; both precisions are timed."""
+    monkeypatch.chdir(REPO)
+    loss = demo.vqvae_training_loss(demo.config_for("vqvae", Path(demo.CONFIG_OUT)))
+    value = loss()
+    assert value.shape == () and value.dtype == torch.float32 and value.requires_grad
+    calls = []
+
+    def recording_loss():
+        calls.append(torch.is_autocast_enabled("cpu"))
+        return (torch.nn.functional.linear(torch.ones(2, 2), torch.ones(2, 2, requires_grad=True))).mean()
+
+    probe = time_bf16_against_float32(recording_loss, repeats=2)
+    assert calls == [False, True] * 3 and probe.float32_ms > 0 and probe.bf16_ms > 0

@@ -8,6 +8,11 @@ Stages, each a subprocess of this Python so its logs stream as they come:
   predict       vqvideo predict ... --input embedded:val                  → <out>/predictions/ (MP4, GIF, .npz)
   rollout       vqvideo predict ... --num_frames 40 --num_samples 1        → <out>/rollout/ (40-frame rollouts)
   eval          vqvideo eval ... --num_samples 4 (no I3D: FVD left out)  → <out>/eval/ (report, index.html)
+Training precision (`--precision`, default auto): the demo VQ-VAE's YAML asks for bf16-mixed; before the first
+training stage that runs, auto times that VQ-VAE's training step (forward + backward on one random batch of the
+YAML's shape) in float32 and under bf16 autocast on this CPU, and trains every stage in 32-true where bf16 is not at
+least 1.1x faster (CPUs without bf16 instructions); the figures are printed and kept in timings.json. bf16-mixed or
+32-true: every training stage in that precision, no probe.
 Wall time per stage is printed and written to <out>/timings.json. A re-run reuses every stage whose output is
 complete (a training stage: its checkpoint is the one a finished run recorded in timings.json; precompute: the
 cache's manifest.json; predict: predictions/summary.json; eval: eval/report.json) and redoes every stage after one
@@ -27,9 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import torch
+import yaml
 from jsonargparse import ActionYesNo, ArgumentParser, Namespace
 
 from vqvideo.files import atomic_write_json
+from vqvideo.lit.precision import BF16, FLOAT32, cpu_training_precision
+from vqvideo.models.vqvae import VQVAE, VQVAEConfig
 from vqvideo.sampling import DEFAULT_SAMPLER, SAMPLER_NAMES
 
 CONFIG_DIR = Path("experiments/demo")
@@ -68,6 +77,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--num_samples", type=int, default=3, help="futures sampled per held-out clip")
     parser.add_argument("--sampler", type=Literal[SAMPLER_NAMES], default=DEFAULT_SAMPLER,
                         help="cached (fast) or naive: identical codes")
+    parser.add_argument("--precision", type=Literal["auto", BF16, FLOAT32], default="auto",
+                        help="training precision: auto (the YAMLs', 32-true where bf16 is not faster on this CPU; "
+                             "measured), or this one for every training stage")
     return parser
 
 
@@ -89,7 +101,9 @@ def config_for(stage: str, out: Path) -> Path:
     return copy
 
 
-def stage_command(stage: str, out: Path, args: Namespace, overwrite_cache: bool) -> list[str]:
+def stage_command(stage: str, out: Path, args: Namespace, overwrite_cache: bool, precision: str | None = None
+                  ) -> list[str]:
+    """The stage's command line; `precision` (training stages): a --trainer.precision override, None = the YAML's."""
     cli = [sys.executable, "-m", "vqvideo.cli"]
     if stage == "precompute":
         overwrite = ["--overwrite"] if overwrite_cache else []  # the old cache belongs to the old VQ-VAE
@@ -106,7 +120,33 @@ def stage_command(stage: str, out: Path, args: Namespace, overwrite_cache: bool)
         overwrite = ["--overwrite"] if overwrite_cache else []  # an old eval belongs to the old checkpoints
         return cli + ["eval", *checkpoints, f"--out={out / 'eval'}", f"--num_samples={EVAL_SAMPLES}",
                       f"--batch_size={EVAL_BATCH}", f"--sampler={args.sampler}", *overwrite]
-    return cli + ["fit", "--config", str(config_for(stage, out))]
+    override = [] if precision is None else [f"--trainer.precision={precision}"]
+    return cli + ["fit", "--config", str(config_for(stage, out)), *override]
+
+
+def vqvae_training_loss(config: Path):
+    """() -> () float32: the reconstruction MSE of the VQ-VAE `config` (a fit YAML) on one random batch of its
+    training shape, in training mode (masking and EMA updates as in a real step)."""
+    with open(config) as file:
+        settings = yaml.safe_load(file)
+    data = settings["data"]["init_args"]
+    vqvae = VQVAE(VQVAEConfig(**settings["model"]["init_args"]["vqvae"])).train()
+    size = (data["batch_size"], 3, data["num_frames"], data["resolution"], data["resolution"])
+    video = torch.rand(size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    return lambda: (vqvae(video).reconstruction.float() - video).square().mean()
+
+
+def training_precision(args: Namespace, out: Path) -> tuple[str | None, dict]:
+    """(the --trainer.precision override of the training stages or None, what to record in timings.json)."""
+    if args.precision != "auto":
+        return args.precision, {"choice": args.precision, "source": "--precision"}
+    chosen, probe = cpu_training_precision(vqvae_training_loss(config_for("vqvae", out)))
+    record = {"choice": chosen, "source": "measured", "vqvae_step_ms_float32": round(probe.float32_ms, 1),
+              "vqvae_step_ms_bf16": round(probe.bf16_ms, 1), "bf16_speedup": round(probe.speedup, 2)}
+    print(f"[demo] training precision: {chosen} (the demo VQ-VAE's forward + backward on this CPU: float32 "
+          f"{probe.float32_ms:.0f} ms, bf16 autocast {probe.bf16_ms:.0f} ms, {probe.speedup:.2f}x; bf16 needs 1.1x)",
+          flush=True)
+    return (None if chosen == BF16 else FLOAT32), record
 
 
 def is_complete(stage: Stage, out: Path, previous: dict) -> bool:
@@ -152,13 +192,19 @@ def run_demo(args: Namespace) -> dict:
     timings_path = out / TIMINGS_NAME
     previous = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     timings = {"out": str(out), "stages": {}}
+    if "precision" in previous:  # what the reused checkpoints were trained in, until a training stage runs again
+        timings["precision"] = previous["precision"]
     upstream_ran, total_start = False, time.perf_counter()
+    precision, probed = None, False
     for stage in STAGES:
         if not upstream_ran and is_complete(stage, out, previous):
             record = dict(previous.get("stages", {}).get(stage.name, {}), status="reused")
             print(f"[demo] {stage.name}: reusing {out / stage.output} (--fresh redoes it)")
         else:
-            seconds = run_stage(stage, stage_command(stage.name, out, args, overwrite_cache=upstream_ran))
+            if stage.done_file.endswith(".ckpt") and not probed:
+                (precision, timings["precision"]), probed = training_precision(args, out), True
+            command = stage_command(stage.name, out, args, overwrite_cache=upstream_ran, precision=precision)
+            seconds = run_stage(stage, command)
             record = {"status": "ran", "seconds": round(seconds, 1)}
             upstream_ran = True
         done = out / stage.done_file
