@@ -73,7 +73,8 @@ def test_checkpoint_hparams_are_plain_values_that_rebuild_the_module(trained):
     _, _, out, _, _ = trained
     checkpoint = torch.load(out / "vqvae.ckpt", map_location="cpu", weights_only=True)
     hparams = checkpoint["hyper_parameters"]
-    assert set(hparams) == {"vqvae", "commitment_cost", "optimization", "bottom_mask_schedule", "clip_shape"}
+    assert set(hparams) == {"vqvae", "commitment_cost", "optimization", "bottom_mask_schedule", "clip_shape",
+                            "channels_last"}
     assert hparams["vqvae"]["num_top_codes"] == 32 and hparams["vqvae"]["dead_code_patience"] == 5
     assert tuple(hparams["clip_shape"]) == (8, 32, 32) and hparams["optimization"]["warmup_steps"] == 2
     module = load_stage(VQVAEModule, out / "vqvae.ckpt")
@@ -119,3 +120,34 @@ def test_bottom_mask_schedule_goes_from_its_start_to_the_configured_probability(
     assert seen == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2, 0.2])
     with pytest.raises(ValueError, match="start_prob"):
         VQVAEModule(vqvae=tiny_vqvae_config(), bottom_mask_schedule=BottomMaskSchedule(start_prob=1.5))
+
+
+def test_channels_last_is_a_layout_only(tmp_path):
+    """Same weights, same clips: the channels-last module computes what the default one does, trains in bf16
+    autocast (the demo's settings), and its checkpoint loads into a default-layout VQ-VAE with the same codes."""
+    torch.manual_seed(0)
+    default = tiny_vqvae_module(clip_shape=(8, 32, 32))
+    channels_last = VQVAEModule(vqvae=default.vqvae.config, clip_shape=(8, 32, 32), channels_last=True)
+    channels_last.load_state_dict(default.state_dict())
+    weight = channels_last.vqvae.decoder[0].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last_3d) and not weight.is_contiguous()
+    video = collate(blob_clips(4, seed=4))["video"]
+    default.eval(), channels_last.eval()
+    with torch.no_grad():
+        expected, got = default.vqvae.reconstruct(video), channels_last.vqvae.reconstruct(video)
+    assert got.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    trainer = pl.Trainer(max_steps=3, accelerator="cpu", precision="bf16-mixed", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=[ModelCheckpoint(dirpath=tmp_path, filename="vqvae")])
+    trainer.fit(channels_last.train(), DataLoader(blob_clips(12, seed=3), batch_size=4, collate_fn=collate))
+    assert torch.isfinite(trainer.logged_metrics["train/loss"])
+    assert channels_last.vqvae.decoder[0].weight.dtype == torch.float32
+    frozen = load_vqvae(tmp_path / "vqvae.ckpt")
+    assert frozen.decoder[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    plain = tiny_vqvae_module(clip_shape=(8, 32, 32)).vqvae.eval()
+    plain.load_state_dict(frozen.state_dict())
+    channels_last.eval()
+    with torch.no_grad():
+        trained_codes, loaded_codes = channels_last.vqvae.encode(video), plain.encode(video)
+    assert torch.equal(trained_codes.top, loaded_codes.top)
+    assert (trained_codes.bottom == loaded_codes.bottom).float().mean() > 0.99

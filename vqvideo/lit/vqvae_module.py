@@ -54,7 +54,9 @@ class VQVAEModule(pl.LightningModule):
     vqvae: the architecture (Table 3). commitment_cost: β of eq. 2 (Table 3: 0.25). optimization: AdamW and its
     schedule. bottom_mask_schedule: how the masking probability reaches `vqvae.bottom_mask_prob`. clip_shape:
     (T, H, W) of the training clips — a fact of the data, linked by the CLI from the DataModule (never typed in a
-    YAML); recorded so later stages read the clips this VQ-VAE was trained on.
+    YAML); recorded so later stages read the clips this VQ-VAE was trained on. channels_last: keep the conv
+    weights, and so the activations, as (B, T, H, W, C) (torch.channels_last_3d), the layout oneDNN's and cuDNN's
+    fastest 3D-conv kernels use; same numbers, a layout only.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class VQVAEModule(pl.LightningModule):
         optimization: OptimizationConfig = OptimizationConfig(),
         bottom_mask_schedule: BottomMaskSchedule = BottomMaskSchedule(),
         clip_shape: tuple[int, int, int] | None = None,
+        channels_last: bool = False,
     ):
         super().__init__()
         vqvae, optimization = as_config(VQVAEConfig, vqvae), as_config(OptimizationConfig, optimization)
@@ -71,9 +74,12 @@ class VQVAEModule(pl.LightningModule):
         clip_shape = None if clip_shape is None else tuple(int(size) for size in clip_shape)
         self.save_hyperparameters({"vqvae": plain(vqvae), "commitment_cost": commitment_cost,
                                    "optimization": plain(optimization),
-                                   "bottom_mask_schedule": plain(bottom_mask_schedule), "clip_shape": clip_shape})
+                                   "bottom_mask_schedule": plain(bottom_mask_schedule), "clip_shape": clip_shape,
+                                   "channels_last": channels_last})
         self.optimization, self.bottom_mask_schedule, self.clip_shape = optimization, bottom_mask_schedule, clip_shape
         self.vqvae = VQVAE(vqvae)
+        if channels_last:
+            self.vqvae.to(memory_format=torch.channels_last_3d)
         if clip_shape is not None:
             self.vqvae.latent_shapes(*clip_shape)  # fail at construction, not mid-run
         self.train_psnr, self.val_psnr, self.test_psnr = (PeakSignalNoiseRatio(data_range=2.0) for _ in STAGES)
