@@ -17,10 +17,11 @@ real_over_model the median over cycles of the two in the same cycle. The first c
 every few seconds is what makes the ratio hold on a shared machine, where other jobs slow everything 3x for
 minutes at a time. GFLOP/s: FlopCounterMode counts one forward pass of the training step (loss included), and
 forward + backward is taken as 3x that (the counted forward + backward is printed beside it as a check); the
-machine's peak: a large conv3d and a large matmul, forward, at 1 and 2 threads. The stages run in the main process
-at torch's default threads, as `vqvideo fit` does (or --threads); DataLoader workers run 1 thread each (torch's
-default in workers). `--sweep` also times the demo VQ-VAE for DataLoader workers 0/1/2 at 1 and the default
-threads, with and without the frames in RAM. Prints a table, then one JSON object as the last stdout line.
+machine's peak: a large conv3d and a large matmul, forward, in float32 and under bf16 autocast, at 1 and 2 threads.
+Each stage runs in its YAML's precision, in the main process at torch's default threads, as `vqvideo fit` does (or
+--threads); DataLoader workers run 1 thread each (torch's default in workers). `--sweep` also times the demo VQ-VAE
+for DataLoader workers 0/1/2 at 1 and the default threads, with and without the frames in RAM. Prints a table,
+then one JSON object as the last stdout line.
 """
 
 from __future__ import annotations
@@ -180,7 +181,8 @@ def step_flops(stage: str, datamodule, batch: dict) -> tuple[float, float]:
 
 
 def peak_gflops(threads: int) -> dict[str, float]:
-    """GFLOP/s of a large conv3d and a large matmul (forward, float32) at `threads` torch threads."""
+    """GFLOP/s of a large conv3d and a large matmul (forward), float32 and under bf16 autocast (what a bf16-mixed
+    stage runs), at `threads` torch threads."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     conv = torch.nn.Conv3d(64, 64, 3, padding=1)
@@ -188,10 +190,12 @@ def peak_gflops(threads: int) -> dict[str, float]:
     rates = {}
     with torch.no_grad():
         for name, run in (("conv3d", lambda: conv(video)), ("matmul", lambda: left @ right)):
-            with FlopCounterMode(display=False) as counter:
-                run()
-            best = min(_seconds(run) for _ in range(3))
-            rates[name] = counter.get_total_flops() / best / 1e9
+            for suffix, bf16 in (("", False), ("_bf16", True)):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    with FlopCounterMode(display=False) as counter:
+                        run()
+                    best = min(_seconds(run) for _ in range(3))
+                rates[name + suffix] = counter.get_total_flops() / best / 1e9
     torch.set_num_threads(previous)
     return rates
 
@@ -218,7 +222,8 @@ def measure_stage(stage: str, workdir: Path, args) -> dict:
     result = {"model_step_s": times["model"][0], "real_step_s": times["real"][0], "real_over_model": times["real"][1],
               "gflops_per_s": 3 * forward / times["model"][0] / 1e9, "forward_gflop": forward / 1e9,
               "counted_forward_backward_gflop": counted / 1e9, "batch_size": datamodule.hparams.batch_size,
-              "num_workers": datamodule.hparams.num_workers}
+              "num_workers": datamodule.hparams.num_workers,
+              "precision": str(stage_config(stage)["trainer"].get("precision", "32-true"))}
     if stage == "vqvae":
         result |= {"real_step_s_decoding_per_clip": times["real_decoding_per_clip"][0],
                    "real_over_model_decoding_per_clip": times["real_decoding_per_clip"][1],
@@ -280,10 +285,10 @@ def _rounded(values: dict) -> dict:
 def print_table(args, stages: dict, peak: dict, sweep: list[dict]) -> None:
     print(f"\ntraining step per stage at its demo config: {torch.get_num_threads()} torch threads in the main process, "
           f"{os.cpu_count()} CPUs; sources take turns by epoch, medians over {args.cycles - 1} cycles after 1 warm-up")
-    print(f"{'stage':<14}{'workers':>8}{'model s':>9}{'real s':>9}{'real/model':>11}"
+    print(f"{'stage':<14}{'precision':>11}{'workers':>8}{'model s':>9}{'real s':>9}{'real/model':>11}"
           f"{'GFLOP/s':>9}{'fwd GFLOP':>10}{'fwd+bwd counted':>16}")
     for stage, row in stages.items():
-        print(f"{stage:<14}{row['num_workers']:>8}{row['model_step_s']:>9.3f}{row['real_step_s']:>9.3f}"
+        print(f"{stage:<14}{row['precision']:>11}{row['num_workers']:>8}{row['model_step_s']:>9.3f}{row['real_step_s']:>9.3f}"
               f"{row['real_over_model']:>11.3f}{row['gflops_per_s']:>9.1f}{row['forward_gflop']:>10.2f}"
               f"{row['counted_forward_backward_gflop']:>16.2f}")
     vqvae = stages["vqvae"]
@@ -292,7 +297,7 @@ def print_table(args, stages: dict, peak: dict, sweep: list[dict]) -> None:
           f"{vqvae['real_over_model_decoding_per_clip']:.3f}; with frames_in_memory_mb: "
           f"{vqvae['frames_in_memory_mb']}: {vqvae['real_over_model']:.3f}")
     print("GFLOP/s = 3 x counted forward FLOPs / model step (forward + backward taken as 3 forwards)")
-    print("peak GFLOP/s (forward, float32): " + ", ".join(f"{name} {rate:.1f}" for name, rate in peak.items()))
+    print("peak GFLOP/s (forward; _bf16: under bf16 autocast): " + ", ".join(f"{name} {rate:.1f}" for name, rate in peak.items()))
     if sweep:
         print(f"\ndemo VQ-VAE real step by setting\n{'threads':>8}{'workers':>8}{'frames in RAM':>14}"
               f"{'model s':>9}{'real s':>9}{'real/model':>11}")
