@@ -98,10 +98,9 @@ class EMAVectorQuantizer(nn.Module):
     def _nearest(self, flat: Tensor) -> Tensor:
         """flat: (N, D) -> (N,) int64 index of the nearest code (squared L2, float32)."""
         with _float32_region(flat.device):
-            flat = flat.float()
-            distances = (
-                flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.codebook.t() + self.codebook.pow(2).sum(1)[None]
-            )  # (N, K)
+            # ||e||^2 - 2 z.e in one addmm: ||z||^2 is the same for every code of a row, so the argmin needs no
+            # (N, K)-sized pass to add it
+            distances = torch.addmm(self.codebook.pow(2).sum(1), flat.float(), self.codebook.t(), alpha=-2)  # (N, K)
             return distances.argmin(dim=1)
 
     # ----- training --------------------------------------------------------------------------------
