@@ -56,7 +56,8 @@ class VQVAEModule(pl.LightningModule):
     (T, H, W) of the training clips — a fact of the data, linked by the CLI from the DataModule (never typed in a
     YAML); recorded so later stages read the clips this VQ-VAE was trained on. channels_last: keep the conv
     weights, and so the activations, as (B, T, H, W, C) (torch.channels_last_3d); a layout only, same numbers (the
-    demo's CPU bf16 step: 1.1x faster, measured; untested on GPUs).
+    demo's CPU bf16 step: 1.1x faster, measured; untested on GPUs). Under CPU bf16 autocast a hidden-8 VQ-VAE
+    got NaN first-conv weights within 2 steps for 1 seed in 3: off by default.
     """
 
     def __init__(
