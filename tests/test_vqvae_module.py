@@ -122,32 +122,91 @@ def test_bottom_mask_schedule_goes_from_its_start_to_the_configured_probability(
         VQVAEModule(vqvae=tiny_vqvae_config(), bottom_mask_schedule=BottomMaskSchedule(start_prob=1.5))
 
 
-def test_channels_last_is_a_layout_only(tmp_path):
-    """Same weights, same clips: the channels-last module computes what the default one does, trains in bf16
-    autocast (the demo's settings), and its checkpoint loads into a default-layout VQ-VAE with the same codes."""
+def sixteen_frame_clips(num_clips: int, seed: int) -> list[dict]:
+    """blob_clips played forward then back: (1, 3, 16, 32, 32) each, so the top level is 4 frames deep."""
+    return [{"video": torch.cat([item["video"], item["video"].flip(2)], dim=2)} for item in blob_clips(num_clips, seed)]
+
+
+def bf16_trainer(tmp_path, **overrides) -> pl.Trainer:
+    args = dict(max_steps=3, accelerator="cpu", precision="bf16-mixed", logger=False, enable_progress_bar=False,
+                enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path)
+    return pl.Trainer(**(args | overrides))
+
+
+def is_channels_last(tensor: torch.Tensor) -> bool:
+    return tensor.is_contiguous(memory_format=torch.channels_last_3d) and not tensor.is_contiguous()
+
+
+def test_channels_last_is_checked_then_adopted_and_is_a_layout_only(tmp_path):
+    """Shapes where every convolution agrees: the first batch converts the VQ-VAE (not construction), it trains in
+    bf16 autocast, and its checkpoint loads into a default-layout VQ-VAE that computes the same codes."""
     torch.manual_seed(0)
-    default = tiny_vqvae_module(clip_shape=(8, 32, 32))
-    channels_last = VQVAEModule(vqvae=default.vqvae.config, clip_shape=(8, 32, 32), channels_last=True)
-    channels_last.load_state_dict(default.state_dict())
-    weight = channels_last.vqvae.decoder[0].weight
-    assert weight.is_contiguous(memory_format=torch.channels_last_3d) and not weight.is_contiguous()
-    video = collate(blob_clips(4, seed=4))["video"]
-    default.eval(), channels_last.eval()
-    with torch.no_grad():
-        expected, got = default.vqvae.reconstruct(video), channels_last.vqvae.reconstruct(video)
-    assert got.is_contiguous(memory_format=torch.channels_last_3d)
-    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
-    trainer = pl.Trainer(max_steps=3, accelerator="cpu", precision="bf16-mixed", logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, callbacks=[ModelCheckpoint(dirpath=tmp_path, filename="vqvae")])
-    trainer.fit(channels_last.train(), DataLoader(blob_clips(12, seed=3), batch_size=4, collate_fn=collate))
-    assert torch.isfinite(trainer.logged_metrics["train/loss"])
-    assert channels_last.vqvae.decoder[0].weight.dtype == torch.float32
+    module = VQVAEModule(vqvae=tiny_vqvae_config(), clip_shape=(16, 32, 32), channels_last=True)
+    parameters = list(module.parameters())
+    assert not is_channels_last(module.vqvae.decoder[0].weight)
+    trainer = bf16_trainer(tmp_path, enable_checkpointing=True,
+                           callbacks=[ModelCheckpoint(dirpath=tmp_path, filename="vqvae")])
+    trainer.fit(module, DataLoader(sixteen_frame_clips(12, seed=3), batch_size=4, collate_fn=collate))
+    convs = [conv for conv in module.vqvae.modules() if isinstance(conv, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))]
+    assert all(conv.weight.is_contiguous(memory_format=torch.channels_last_3d) for conv in convs)
+    assert is_channels_last(module.vqvae.decoder[0].weight)
+    assert list(module.parameters()) == parameters and module.vqvae.decoder[0].weight.dtype == torch.float32
+    assert all(torch.isfinite(p).all() for p in parameters) and torch.isfinite(trainer.logged_metrics["train/loss"])
     frozen = load_vqvae(tmp_path / "vqvae.ckpt")
-    assert frozen.decoder[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
-    plain = tiny_vqvae_module(clip_shape=(8, 32, 32)).vqvae.eval()
-    plain.load_state_dict(frozen.state_dict())
-    channels_last.eval()
+    assert not is_channels_last(frozen.decoder[0].weight)  # inference keeps the default layout
+    video = collate(sixteen_frame_clips(4, seed=4))["video"]
+    module.eval()
     with torch.no_grad():
-        trained_codes, loaded_codes = channels_last.vqvae.encode(video), plain.encode(video)
-    assert torch.equal(trained_codes.top, loaded_codes.top)
-    assert (trained_codes.bottom == loaded_codes.bottom).float().mean() > 0.99
+        trained, loaded = module.vqvae.encode(video), frozen.encode(video)
+        torch.testing.assert_close(module.vqvae.reconstruct(video), frozen.reconstruct(video), atol=1e-4, rtol=1e-4)
+    assert torch.equal(trained.top, loaded.top)
+    assert (trained.bottom == loaded.bottom).float().mean() > 0.99
+
+
+def test_channels_last_stays_off_when_a_convolution_disagrees(tmp_path, monkeypatch):
+    monkeypatch.setattr(VQVAEModule, "channels_last_verdicts",
+                        lambda self, video: {"decoder.0": True, "top_encoder.2": False})
+    module = VQVAEModule(vqvae=tiny_vqvae_config(), clip_shape=(16, 32, 32), channels_last=True)
+    with pytest.warns(UserWarning, match=r"keeps the default layout.*under bf16-mixed.*: top_encoder\.2$"):
+        bf16_trainer(tmp_path).fit(module, DataLoader(sixteen_frame_clips(8, seed=3), batch_size=4,
+                                                      collate_fn=collate))
+    assert not any(is_channels_last(p) for p in module.parameters())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_channels_last_never_trains_on_broken_gradients(tmp_path, seed):
+    """The failure this check exists for: a hidden-8 VQ-VAE on 8-frame clips (top level 2 frames deep), bf16,
+    converted at construction, got NaN weights within 2 steps for 1 or 2 seeds in 3 (torch 2.13, CPU)."""
+    torch.manual_seed(seed)
+    module = VQVAEModule(vqvae=tiny_vqvae_config(hidden_channels=8, residual_channels=4), clip_shape=(8, 32, 32),
+                         channels_last=True, bottom_mask_schedule=BottomMaskSchedule(1.0, 100),
+                         optimization=OptimizationConfig(learning_rate=3e-3, warmup_steps=1, min_lr_ratio=0.3))
+    bf16_trainer(tmp_path, max_steps=2, gradient_clip_val=0.5).fit(
+        module, DataLoader(blob_clips(8, seed=1), batch_size=2, collate_fn=collate))
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+class RankOneDisagrees(VQVAEModule):
+    """Rank 1's check finds a convolution that disagrees in channels-last; rank 0's finds none."""
+
+    def channels_last_verdicts(self, video: torch.Tensor) -> dict[str, bool]:
+        return super().channels_last_verdicts(video) | {"decoder.0": self.global_rank != 1}
+
+
+class RecordLayout(pl.Callback):
+    def __init__(self, folder) -> None:
+        self.folder = folder
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        layout = is_channels_last(pl_module.vqvae.decoder[0].weight)
+        (self.folder / f"rank{trainer.global_rank}").write_text(str(layout))
+
+
+@pytest.mark.ddp
+@pytest.mark.parametrize("module_class, expected", [(VQVAEModule, "True"), (RankOneDisagrees, "False")])
+def test_two_process_ddp_ranks_adopt_channels_last_together(tmp_path, module_class, expected):
+    """The layout is decided once for all ranks: one rank's disagreement keeps every rank in the default layout."""
+    module = module_class(vqvae=tiny_vqvae_config(), clip_shape=(16, 32, 32), channels_last=True)
+    trainer = bf16_trainer(tmp_path, max_steps=2, devices=2, strategy="ddp_spawn", callbacks=[RecordLayout(tmp_path)])
+    trainer.fit(module, DataLoader(sixteen_frame_clips(8, seed=3), batch_size=2, collate_fn=collate))
+    assert [(tmp_path / f"rank{rank}").read_text() for rank in (0, 1)] == [expected, expected]

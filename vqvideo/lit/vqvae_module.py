@@ -18,11 +18,13 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torchmetrics.image import PeakSignalNoiseRatio
 
 from vqvideo.lit.checkpoints import load_stage
 from vqvideo.lit.hparams import as_config, plain
 from vqvideo.lit.optimization import OptimizationConfig, configure_optimization
+from vqvideo.models.memory_format import channels_last_verdicts
 from vqvideo.models.vqvae import VQVAE, VQVAEConfig, VQVAEOutput
 
 STAGES = ("train", "val", "test")
@@ -54,10 +56,12 @@ class VQVAEModule(pl.LightningModule):
     vqvae: the architecture (Table 3). commitment_cost: β of eq. 2 (Table 3: 0.25). optimization: AdamW and its
     schedule. bottom_mask_schedule: how the masking probability reaches `vqvae.bottom_mask_prob`. clip_shape:
     (T, H, W) of the training clips — a fact of the data, linked by the CLI from the DataModule (never typed in a
-    YAML); recorded so later stages read the clips this VQ-VAE was trained on. channels_last: keep the conv
-    weights, and so the activations, as (B, T, H, W, C) (torch.channels_last_3d); a layout only, same numbers (the
-    demo's CPU bf16 step: 1.1x faster, measured; untested on GPUs). Under CPU bf16 autocast a hidden-8 VQ-VAE
-    got NaN first-conv weights within 2 steps for 1 seed in 3: off by default.
+    YAML); recorded so later stages read the clips this VQ-VAE was trained on. channels_last: train with the conv
+    weights, and so the activations, as (B, T, H, W, C) (torch.channels_last_3d), a layout only (the demo's CPU bf16
+    step: 1.1x faster, measured; untested on GPUs). Some torch kernels compute wrong gradients in it (see
+    `vqvideo.models.memory_format`), so the first training batch checks every convolution at its shape under the
+    trainer's precision, and the VQ-VAE converts only if all agree, on every rank; otherwise it stays as it is,
+    with a warning naming the convolutions. Inference (precompute, predict) keeps the default layout.
     """
 
     def __init__(
@@ -79,8 +83,7 @@ class VQVAEModule(pl.LightningModule):
                                    "channels_last": channels_last})
         self.optimization, self.bottom_mask_schedule, self.clip_shape = optimization, bottom_mask_schedule, clip_shape
         self.vqvae = VQVAE(vqvae)
-        if channels_last:
-            self.vqvae.to(memory_format=torch.channels_last_3d)
+        self._channels_last_pending = channels_last
         if clip_shape is not None:
             self.vqvae.latent_shapes(*clip_shape)  # fail at construction, not mid-run
         self.train_psnr, self.val_psnr, self.test_psnr = (PeakSignalNoiseRatio(data_range=2.0) for _ in STAGES)
@@ -166,6 +169,31 @@ class VQVAEModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self._channels_last_pending:
+            self._channels_last_pending = False
+            self._adopt_channels_last(self._video(batch))
+
+    def channels_last_verdicts(self, video: torch.Tensor) -> dict[str, bool]:
+        """video (B, 3, T, H, W) float: {conv name: agrees in channels-last} at these shapes, this trainer's precision."""
+        return channels_last_verdicts(self.vqvae, video, self.trainer.precision_plugin.forward_context)
+
+    def _adopt_channels_last(self, video: torch.Tensor) -> None:
+        verdicts = self.channels_last_verdicts(video)
+        local = torch.tensor([int(agrees) for agrees in verdicts.values()], device=self.device)
+        agreed = self.all_gather(local).reshape(-1, len(verdicts)).bool().all(dim=0).tolist()
+        disagree = [name for name, agrees in zip(verdicts, agreed) if not agrees]
+        precision = self.trainer.precision
+        if disagree:
+            rank_zero_warn(f"channels_last: the VQ-VAE keeps the default layout. In channels-last, under {precision} "
+                           f"on this device, at this batch's shapes, these convolutions compute outputs or gradients "
+                           f"that differ from the default layout's (a torch kernel bug, checked here): "
+                           f"{', '.join(disagree)}")
+            return
+        self.vqvae.to(memory_format=torch.channels_last_3d)
+        rank_zero_info(f"channels_last: all {len(verdicts)} convolutions of the VQ-VAE agree with the default layout "
+                       f"under {precision} at this batch's shapes: it trains in channels_last_3d")
 
     def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "val")
