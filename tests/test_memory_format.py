@@ -8,7 +8,8 @@ import torch
 from tiny_models import tiny_vqvae_config
 from torch import nn
 
-from vqvideo.models.memory_format import CONVS_3D, agrees_in_channels_last, channels_last_verdicts, conv_input_shapes
+from vqvideo.models.memory_format import (CONVS_3D, agrees_in_channels_last, channels_last_verdicts, conv_input_shapes,
+                                         trials_for)
 from vqvideo.models.vqvae import VQVAE
 
 
@@ -82,3 +83,10 @@ def test_verdicts_cover_every_convolution_at_its_shape_and_change_nothing():
     assert not model.top_quantizer.initialized  # looked at in eval: no data-init, no EMA step
     for name, value in model.state_dict().items():
         assert torch.equal(value, state[name]) and not is_channels_last(value), name
+
+
+def test_small_convolutions_get_more_checks():
+    """A broken kernel passes some checks by chance; the small inputs where it was seen get the most checks."""
+    assert trials_for((8, 64, 8, 16, 16)) == 2 and trials_for((8, 3, 16, 64, 64)) == 2
+    assert trials_for((8, 64, 4, 8, 8)) == 16 and trials_for((2, 16, 2, 4, 4)) == 16
+    assert 2 < trials_for((8, 32, 8, 16, 16)) < 16
