@@ -13,7 +13,7 @@ OUT ?= outputs/demo
 LOGDIR ?= outputs
 
 .PHONY: install test test-all demo train-vqvae precompute train-top train-bottom predict eval \
-        bench bench-data bench-cache bench-sample bench-train gpu-check tensorboard human-eval-demo clean
+        bench bench-data bench-cache bench-sample bench-train bench-channels-last gpu-check tensorboard human-eval-demo clean
 
 install: $(VENV)/.installed
 
@@ -70,7 +70,7 @@ human-eval-demo: install
 	$(BIN)/vqvideo human-eval serve --pairs $(OUT)/human_eval/pairs --db $(OUT)/human_eval/judgments.db \
 	  --port $(HUMAN_EVAL_PORT)
 
-bench: bench-data bench-cache bench-sample bench-train
+bench: bench-data bench-cache bench-sample bench-train bench-channels-last
 
 bench-data: install
 	$(BIN)/python benchmarks/bench_data.py $(ARGS)
@@ -88,6 +88,9 @@ gpu-check: install
 
 bench-train: install
 	$(BIN)/python benchmarks/bench_train.py $(ARGS)
+
+bench-channels-last: install
+	$(BIN)/python benchmarks/bench_channels_last.py $(ARGS)
 
 tensorboard: install
 	$(BIN)/tensorboard --logdir $(LOGDIR)
