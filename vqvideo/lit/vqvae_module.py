@@ -176,7 +176,8 @@ class VQVAEModule(pl.LightningModule):
             self._adopt_channels_last(self._video(batch))
 
     def channels_last_verdicts(self, video: torch.Tensor) -> dict[str, bool]:
-        """video (B, 3, T, H, W) float: {conv name: agrees in channels-last} at these shapes, this trainer's precision."""
+        """video (B, 3, T, H, W) float: {conv name: agrees in channels-last} at these shapes, under this trainer's
+        precision."""
         return channels_last_verdicts(self.vqvae, video, self.trainer.precision_plugin.forward_context)
 
     def _adopt_channels_last(self, video: torch.Tensor) -> None:

@@ -2,8 +2,8 @@
 
 Channels-last (B, T, H, W, C) is a layout only, and a faster one for the CPU's bf16 convolutions, but torch 2.13's
 CPU bf16 conv3d weight gradient in that layout is wrong for some shapes: for inputs of depth 2 under a depth-3
-kernel it came out as garbage or NaN (not on every call) at batch sizes 2 to 16 and widths 4 to 64, while depth 4 and more
-agreed with the default layout to bf16 rounding. A layout is not worth a wrong gradient, so each convolution is
+kernel it came out as garbage or NaN (not on every call) at batch sizes 2 to 16 and widths 4 to 64, while depth 4
+and more agreed with the default layout to bf16 rounding. A layout is not worth a wrong gradient, so each convolution is
 checked at its own input shape, under the autocast that training uses, and the model is converted only if all agree:
 one channels-last input or weight is enough for torch to pick the channels-last kernel, so a convolution cannot be
 kept out of it while its neighbours are in it.
