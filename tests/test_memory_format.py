@@ -8,8 +8,8 @@ import torch
 from tiny_models import tiny_vqvae_config
 from torch import nn
 
-from vqvideo.models.memory_format import (CONVS_3D, agrees_in_channels_last, channels_last_verdicts, conv_input_shapes,
-                                         trials_for)
+from vqvideo.models.memory_format import (CONVS_3D, agrees_in_channels_last, channels_last_mismatches,
+                                         channels_last_verdicts, conv_input_shapes, trials_for)
 from vqvideo.models.vqvae import VQVAE
 
 
@@ -50,13 +50,17 @@ class WrongInputGradientInChannelsLast(nn.Conv3d):
         return output + 2 * (output - output.detach()) if is_channels_last(inputs) else output
 
 
-@pytest.mark.parametrize("broken", [WrongOutputInChannelsLast, NaNWeightGradientInChannelsLast,
-                                    WrongInputGradientInChannelsLast])
-def test_a_convolution_that_computes_otherwise_in_channels_last_is_refused(broken):
+@pytest.mark.parametrize("broken, differs", [(WrongOutputInChannelsLast, "output"),
+                                             (NaNWeightGradientInChannelsLast, "weight_grad"),
+                                             (WrongInputGradientInChannelsLast, "input_grad")])
+def test_a_convolution_that_computes_otherwise_in_channels_last_is_refused(broken, differs):
     torch.manual_seed(0)
     conv = broken(4, 4, 3, padding=1)
     assert not agrees_in_channels_last(conv, (2, 4, 4, 8, 8))
     assert not agrees_in_channels_last(conv, (2, 4, 4, 8, 8), bf16_autocast)
+    assert differs in channels_last_mismatches(conv, (2, 4, 4, 8, 8))
+    if broken is NaNWeightGradientInChannelsLast:
+        assert channels_last_mismatches(conv, (2, 4, 4, 8, 8)) == ["weight_grad"]
 
 
 @pytest.mark.parametrize("conv", [nn.Conv3d(8, 16, 3, padding=1), nn.Conv3d(3, 8, (4, 8, 8), (2, 4, 4), (1, 2, 2)),
@@ -65,6 +69,7 @@ def test_a_correct_convolution_agrees_in_float32_and_bf16(conv):
     in_channels = conv.in_channels
     assert agrees_in_channels_last(conv, (2, in_channels, 8, 16, 16))
     assert agrees_in_channels_last(conv, (2, in_channels, 8, 16, 16), bf16_autocast)
+    assert channels_last_mismatches(conv, (2, in_channels, 8, 16, 16), bf16_autocast) == []
 
 
 def test_verdicts_cover_every_convolution_at_its_shape_and_change_nothing():

@@ -124,15 +124,21 @@ def stage_command(stage: str, out: Path, args: Namespace, overwrite_cache: bool,
     return cli + ["fit", "--config", str(config_for(stage, out)), *override]
 
 
-def vqvae_training_loss(config: Path):
-    """() -> () float32: the reconstruction MSE of the VQ-VAE `config` (a fit YAML) on one random batch of its
-    training shape, in training mode (masking and EMA updates as in a real step)."""
+def vqvae_and_batch(config: Path) -> tuple[VQVAE, torch.Tensor]:
+    """The VQ-VAE of `config` (a fit YAML) in training mode, and one random (B, 3, T, H, W) float32 batch in [-1, 1]
+    of its training shape."""
     with open(config) as file:
         settings = yaml.safe_load(file)
     data = settings["data"]["init_args"]
     vqvae = VQVAE(VQVAEConfig(**settings["model"]["init_args"]["vqvae"])).train()
     size = (data["batch_size"], 3, data["num_frames"], data["resolution"], data["resolution"])
-    video = torch.rand(size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    return vqvae, torch.rand(size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def vqvae_training_loss(config: Path):
+    """() -> () float32: the reconstruction MSE of the VQ-VAE `config` (a fit YAML) on one random batch of its
+    training shape, in training mode (masking and EMA updates as in a real step)."""
+    vqvae, video = vqvae_and_batch(config)
     return lambda: (vqvae(video).reconstruction.float() - video).square().mean()
 
 
