@@ -58,10 +58,10 @@ class VQVAEModule(pl.LightningModule):
     (T, H, W) of the training clips — a fact of the data, linked by the CLI from the DataModule (never typed in a
     YAML); recorded so later stages read the clips this VQ-VAE was trained on. channels_last: train with the conv
     weights, and so the activations, as (B, T, H, W, C) (torch.channels_last_3d), a layout only (the demo's CPU bf16
-    step: 1.16x faster, `make bench-channels-last`; untested on GPUs). Some torch kernels compute wrong gradients in
-    it (see `vqvideo.models.memory_format`), so the first training batch checks every convolution at its shape under
-    the trainer's precision, and the VQ-VAE converts only if all agree, on every rank; otherwise it stays as it is,
-    with a warning naming the convolutions. Inference (precompute, predict) keeps the default layout.
+    step: 1.04x to 1.16x faster, `make bench-channels-last`; untested on GPUs). Some torch kernels compute wrong
+    gradients in it (see `vqvideo.models.memory_format`), so the first training batch checks every convolution at its
+    shape under the trainer's precision, and the VQ-VAE converts only if all agree, on every rank; otherwise it stays
+    as it is, with a warning naming the convolutions. Inference (precompute, predict) keeps the default layout.
     """
 
     def __init__(
