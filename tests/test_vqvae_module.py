@@ -210,3 +210,25 @@ def test_two_process_ddp_ranks_adopt_channels_last_together(tmp_path, module_cla
     trainer = bf16_trainer(tmp_path, max_steps=2, devices=2, strategy="ddp_spawn", callbacks=[RecordLayout(tmp_path)])
     trainer.fit(module, DataLoader(sixteen_frame_clips(8, seed=3), batch_size=2, collate_fn=collate))
     assert [(tmp_path / f"rank{rank}").read_text() for rank in (0, 1)] == [expected, expected]
+
+
+def test_channels_last_run_resumed_from_a_checkpoint_ends_where_the_whole_run_does(tmp_path):
+    """The check runs again on the resumed run's first batch: channels-last again, and the weights of the run
+    without a stop. Only parameters are compared: the codebooks' EMA buffers of a resumed run differ from the whole
+    run's in the default layout just as much (the global RNG is not restored on resume)."""
+
+    def fit(max_steps: int, ckpt_path=None, callbacks=()) -> VQVAEModule:
+        torch.manual_seed(0)
+        module = VQVAEModule(vqvae=tiny_vqvae_config(), clip_shape=(16, 32, 32), channels_last=True)
+        trainer = bf16_trainer(tmp_path, max_steps=max_steps, enable_checkpointing=bool(callbacks),
+                               callbacks=list(callbacks))
+        loader = DataLoader(sixteen_frame_clips(8, seed=3), batch_size=4, collate_fn=collate)
+        trainer.fit(module, loader, ckpt_path=ckpt_path)
+        return module
+
+    whole = fit(4)
+    fit(2, callbacks=[ModelCheckpoint(dirpath=tmp_path, filename="half", enable_version_counter=False)])
+    resumed = fit(4, ckpt_path=tmp_path / "half.ckpt")
+    assert is_channels_last(resumed.vqvae.decoder[0].weight)
+    for (name, expected), got in zip(whole.named_parameters(), resumed.parameters()):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=0, msg=name)
