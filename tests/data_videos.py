@@ -50,7 +50,8 @@ def make_kinetics_tree(root: Path, frames_per_video: int = 24) -> dict:
     """A Kinetics-600-layout tree with good and bad files mixed in; returns what a reader should find.
 
     Good: a per-class-folder video, flat videos labelled by the CSV (one id with '_' in it), one without a
-    CSV row, one test video. Bad: an empty file, a text file named .mp4, a 4-frame video, a truncated one.
+    CSV row, one test video. Bad: an empty file, a text file named .mp4, a 4-frame video, one truncated to its
+    first 3 frames (a truncated file that still holds a clip is kept: see test_data_defects.py).
     """
     carphone = source_frames(frames_per_video, which=2)
     bikes = source_frames(frames_per_video, which=0)
@@ -68,7 +69,7 @@ def make_kinetics_tree(root: Path, frames_per_video: int = 24) -> dict:
     write_video(root / "train" / "short_000000_000010.mp4", carphone[:4])
     whole = write_video(root / "whole.mp4", carphone, faststart=True).read_bytes()
     (root / "whole.mp4").unlink()
-    (root / "train" / "truncated_000000_000010.mp4").write_bytes(whole[: len(whole) // 2])
+    (root / "train" / "truncated_000000_000010.mp4").write_bytes(whole[: len(whole) // 3])
     (root / "train" / "README.txt").write_text("ignored: not a video extension")
     annotations = root / "annotations"
     annotations.mkdir()
@@ -79,5 +80,6 @@ def make_kinetics_tree(root: Path, frames_per_video: int = 24) -> dict:
         writer.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
         writer.writerows(rows)
     bad = {"train/empty_000000_000010.mp4": "empty", "train/notes_000000_000010.mp4": "not a readable video",
-           "train/short_000000_000010.mp4": "too short", "train/truncated_000000_000010.mp4": "truncated"}
+           "train/short_000000_000010.mp4": "too short",
+           "train/truncated_000000_000010.mp4": "too short: 3 frames decode (its header promises 24)"}
     return {"good": good, "bad": bad}

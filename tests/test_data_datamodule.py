@@ -150,7 +150,7 @@ def test_data_summary_json(tmp_path, kinetics_root, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0
     assert summary["videos"] == len(expected["good"]) + len(expected["bad"])
-    assert summary["readable"] == len(expected["good"]) + 1  # the short video is readable, just too short
+    assert summary["readable"] == len(expected["good"]) + 2  # the short and truncated ones are readable, too short
     assert summary["clips"] == 3 * len(expected["good"])  # 24 frames -> three 8-frame clips per video
     assert {s["path"].split(f"{root}/")[1] for s in summary["skipped"]} == set(expected["bad"])
     assert all(s["reason"] for s in summary["skipped"])

@@ -30,12 +30,24 @@ from vqvideo.data.sources import TEMPORAL_SPLIT, VIDEO_EXTENSIONS
 from vqvideo.data.video import DECODE_DEVICES, decode_frames, FrameSize
 from vqvideo.data.windows import ClipWindow, clip_span, split_frame_range, stride_for_fps, video_windows
 
-SPLITS = ("train", "val", "test")
+ALL_SPLIT = "all"  # every usable video, every frame: a held-out folder scored whole, with no hash split
+SPLITS = ("train", "val", "test", ALL_SPLIT)
 
 
 class SkippedVideo(NamedTuple):
     path: str
     reason: str
+
+
+def kept_frames_message(entry: VideoEntry) -> str:
+    """One warning naming the counts of a file that keeps fewer frames than its header or PyAV show."""
+    if not entry.frames_lost:
+        return (f"video {entry.path}: its header promises {entry.header_frames} frames, {entry.num_frames} decode; "
+                f"using the {entry.num_frames}")
+    header = f", its header promises {entry.header_frames}" if entry.header_frames else ""
+    return (f"video {entry.path}: using frames 0..{entry.num_frames - 1}, the {entry.num_frames} that read exactly; "
+            f"PyAV presents {entry.decoded_frames}{header}: the last {entry.frames_lost} are damaged or within the "
+            f"read-ahead margin of the damage")
 
 
 class NoReadableVideoError(RuntimeError):
@@ -106,6 +118,7 @@ class KineticsDataModule(LightningDataModule):
     def _make_windows(self) -> None:
         self.skipped = []
         windows: dict[str, list[ClipWindow]] = {split: [] for split in SPLITS}
+        usable = set()
         for video_index, entry in enumerate(self.index.entries):
             if not entry.readable:
                 self._skip(entry, entry.reason)
@@ -114,13 +127,15 @@ class KineticsDataModule(LightningDataModule):
             if not all(per_split.values()):
                 self._skip(entry, self._too_short_reason(entry, per_split))
                 continue
-            if entry.header_overstates:
-                rank_zero_warn(f"video {entry.path}: its header promises {entry.header_frames} frames, "
-                               f"{entry.num_frames} decode; using the {entry.num_frames}")
+            if entry.header_overstates or entry.frames_lost:
+                rank_zero_warn(kept_frames_message(entry))
+            usable.add(video_index)
             for split, split_windows in per_split.items():
                 windows[split] += split_windows
         if not windows["test"]:
             windows["test"] = windows["val"]  # folder / embedded sources have no test split
+        windows[ALL_SPLIT] = [w for i, entry in enumerate(self.index.entries) if i in usable
+                              for w in self._entry_windows(i, entry, ALL_SPLIT)]
         if not windows["train"] and not windows["val"]:
             raise NoReadableVideoError(self._no_video_message())
         self._windows = windows
@@ -136,7 +151,7 @@ class KineticsDataModule(LightningDataModule):
     def _entry_windows(self, video_index: int, entry: VideoEntry, split: str) -> list[ClipWindow]:
         hp = self.hparams
         frames = range(entry.num_frames)
-        if entry.split == TEMPORAL_SPLIT:
+        if entry.split == TEMPORAL_SPLIT and split != ALL_SPLIT:
             frames = split_frame_range(entry.num_frames, split, hp.val_fraction)
         return video_windows(video_index, frames, hp.num_frames, self._stride(entry), train=split == "train",
                              max_clips=hp.max_clips_per_video, step=hp.clip_step)
@@ -198,7 +213,7 @@ class KineticsDataModule(LightningDataModule):
 
     # ----- public views --------------------------------------------------------------------------------
     def split_windows(self, split: str) -> list[ClipWindow]:
-        """The deterministic clip windows of a split (train | val | test); call after setup()."""
+        """The deterministic clip windows of a split (train | val | test | all); call after setup()."""
         if not self._windows:
             raise RuntimeError("KineticsDataModule.split_windows() needs setup() first")
         return self._windows[split]
@@ -216,8 +231,9 @@ class KineticsDataModule(LightningDataModule):
         if key not in self._datasets:
             if not self.split_windows(split):
                 raise NoReadableVideoError(
-                    f"Split {split!r} of {hp.root or 'the embedded clips'} has no clips. Fix: add videos to it "
-                    f"(or raise val_fraction), or skip it (trainer.limit_val_batches=0).")
+                    f"Split {split!r} of {hp.root or 'the embedded clips'} has no clips. Fix: use split 'all' "
+                    f"(--split all) to take every readable file, add videos to it (or raise val_fraction), or skip "
+                    f"it (trainer.limit_val_batches=0).")
             spec = ClipSpec(hp.num_frames, hp.resolution, train, hp.random_flip, hp.decode_device, self._device_id())
             label_ids = [self.index.label_id(entry.label) for entry in self.index.entries]
             windows = self.split_windows(split)

@@ -84,6 +84,6 @@ class ClipDataset(Dataset):
         else:
             video = read_clip(entry.path, start, spec.num_frames, window.frame_stride, spec.resolution, crop=crop,
                               flip=flip, decode_device=spec.decode_device, device_id=spec.device_id,
-                              source_size=(entry.height, entry.width))
+                              source_size=(entry.height, entry.width), read_mode=entry.read_mode)
         return {"video": video, "label": self.label_ids[window.video_index], "video_index": window.video_index,
                 "start_frame": start, "clip_index": clip_index}

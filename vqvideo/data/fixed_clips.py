@@ -32,12 +32,14 @@ class FixedClip(Protocol):
 class FixedClipDataset(Dataset):
     """Items: {"clip_id": () int64, "video": (3, T, H, W) float32 in [-1, 1], "read_error": str ("" if read)}.
 
-    source_sizes: video path → (height, width) from the dataset index, so headers are not probed again."""
+    source_sizes: video path → (height, width) from the dataset index, so headers are not probed again.
+    read_modes: video path -> `VideoEntry.read_mode` where it is not "seek" (`VideoIndex.read_modes()`)."""
 
     def __init__(self, clips: list[FixedClip], resolution: int, decode_device: str = "cpu",
-                 source_sizes: dict[str, tuple[int, int]] | None = None) -> None:
+                 source_sizes: dict[str, tuple[int, int]] | None = None,
+                 read_modes: dict[str, str] | None = None) -> None:
         self.clips, self.resolution, self.decode_device = clips, resolution, decode_device
-        self.source_sizes = source_sizes or {}
+        self.source_sizes, self.read_modes = source_sizes or {}, read_modes or {}
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -48,7 +50,8 @@ class FixedClipDataset(Dataset):
         try:
             video = read_clip(clip.video_path, clip.start_frame, clip.num_frames, clip.frame_stride,
                               resolution=self.resolution, crop="center", flip=clip.flip,
-                              decode_device=self.decode_device, source_size=self.source_sizes.get(clip.video_path))
+                              decode_device=self.decode_device, source_size=self.source_sizes.get(clip.video_path),
+                              read_mode=self.read_modes.get(clip.video_path))
         except VideoReadError as error:
             warnings.warn(f"clip {clip.clip_id} not read: {error}", stacklevel=2)
             blank = torch.zeros(3, clip.num_frames, self.resolution, self.resolution)
@@ -64,8 +67,9 @@ class FixedClipsDataModule(LightningDataModule):
 
     def __init__(self, clips: list[FixedClip], resolution: int, batch_size: int = 8, num_workers: int = 0,
                  decode_device: str = "cpu", source_sizes: dict[str, tuple[int, int]] | None = None,
-                 done_ids: Callable[[], set[int]] = set) -> None:
+                 done_ids: Callable[[], set[int]] = set, read_modes: dict[str, str] | None = None) -> None:
         super().__init__()
+        self.read_modes = read_modes
         self.clips, self.resolution, self.source_sizes, self.done_ids = clips, resolution, source_sizes, done_ids
         self.batch_size, self.num_workers, self.decode_device = batch_size, num_workers, decode_device
         self.num_pending: int | None = None
@@ -74,6 +78,6 @@ class FixedClipsDataModule(LightningDataModule):
         done = self.done_ids()
         pending = [clip for clip in self.clips if clip.clip_id not in done]
         self.num_pending = len(pending)
-        dataset = FixedClipDataset(pending, self.resolution, self.decode_device, self.source_sizes)
+        dataset = FixedClipDataset(pending, self.resolution, self.decode_device, self.source_sizes, self.read_modes)
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
                           persistent_workers=False)

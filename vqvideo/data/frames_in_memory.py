@@ -110,7 +110,7 @@ class FramesInMemory:
     def _decode(self, video_index: int) -> VideoFrames:
         entry, span, shape = self.entries[video_index], self.spans[video_index], self.shapes[video_index]
         frames = resized_frames(entry.path, list(span), self.resolution, self.decode_device, self.device_id,
-                                source_size=(entry.height, entry.width))  # (N, H', W', 3) uint8
+                                source_size=(entry.height, entry.width), read_mode=entry.read_mode)  # (N, H', W', 3) uint8
         if tuple(frames.shape) != shape:
             raise VideoReadError(entry.path, f"decoded to {tuple(frames.shape)}, not the planned {shape}")
         offset = self.offsets[video_index]

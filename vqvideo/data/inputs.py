@@ -102,7 +102,7 @@ def load_input(source: InputSource, spec: InputSpec, num_frames: int | None = No
         )
     frames = min(available, num_frames or spec.num_frames)
     clip = read_clip(source.path, source.start_frame, frames, stride, spec.resolution, crop="center",
-                     source_size=(probe.height, probe.width))
+                     source_size=(probe.height, probe.width), read_mode=probe.read_mode)
     fps = probe.fps / stride if probe.fps > 0 else DEFAULT_FPS
     return LoadedInput(source.name, source.path, source.start_frame, stride, fps, clip)
 

@@ -1,7 +1,10 @@
 """`vqvideo data-summary ROOT`: index a video root and report what the DataModule would serve.
 
 The last stdout line with --json is one JSON object:
-{"videos": int, "readable": int, "clips": int, "skipped": [{"path": str, "reason": str}, ...],
+{"videos": int, "readable": int, "clips": int,
+ "files": [{"path": str, "frames": int, "header_frames": int, "decoded_frames": int}, ...] (every readable file:
+ frames kept, what its header claims (0: unstated), what PyAV presents),
+ "skipped": [{"path": str, "reason": str}, ...],
  "header_overstates": [{"path": str, "header_frames": int, "num_frames": int}, ...], ...}
 where `clips` counts train + val windows (test too for Kinetics, when it has its own folder). `readable` and
 the frame counts are what training reads: the index decodes every frame with the reader training uses.
@@ -46,6 +49,8 @@ def summarize(dm: KineticsDataModule) -> dict:
         "videos": len(entries),
         "readable": sum(entry.readable for entry in entries),
         "clips": sum(len(dm.split_windows(split)) for split in clip_splits),
+        "files": [{"path": entry.path, "frames": entry.num_frames, "header_frames": entry.header_frames,
+                   "decoded_frames": entry.decoded_frames} for entry in entries if entry.readable],
         "skipped": [{"path": skipped.path, "reason": skipped.reason} for skipped in dm.skipped],
         "header_overstates": [{"path": entry.path, "header_frames": entry.header_frames,
                                "num_frames": entry.num_frames} for entry in entries if entry.header_overstates],

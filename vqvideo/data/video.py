@@ -10,15 +10,15 @@ What decord does on awkward files, measured with decord 0.6.0 and decord2 3.4.0 
   several threads gave different pixels from run to run. One decoding thread gives the same bytes every run.
 - Without presentation timestamps (H.264 in AVI) decord's seek lands on the wrong frame (frame 12 read as
   frame 0; decord #195, #252). Such files are decoded in order from frame 0 instead of seeking.
-- decord reads ahead of the frames asked for, so one packet it cannot decode (a truncated download) makes
-  clips anywhere before it fail at random. `scan_video` decodes every frame once, in order, so the index
-  can skip such a file by name instead.
+- Stream-copy cuts (edit-list pre-roll), open GOPs, damaged tails: decord's seek or its frame count differs from
+  what FFmpeg presents. The index probe (`vqvideo.data.scan`) finds the frames that read exactly, and whether a
+  how clips of a file must be read (`VideoEntry.read_mode`); callers pass that as `read_mode`.
 """
 
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -27,9 +27,8 @@ CROPS = ("center", "random")
 DECODE_DEVICES = ("cpu", "gpu")
 DECODE_THREADS = 1  # see the module docstring: more threads make damaged streams decode differently per run
 REPEAT_TOLERANCE = 1e-9  # decord's fault_tol: raise instead of silently repeating a frame it could not decode
-SCAN_RESOLUTION = 64  # `scan_video` decodes at this shorter side: the pass checks decoding, not pixels
-SCAN_CHUNK = 64  # frames per get_batch in the in-order pass
-MAX_SEEK_CHECKS = 8  # keyframes whose seek `scan_video` compares with the in-order pass
+READ_MODES = ("seek", "in_order", "pyav")  # how clips of a file are decoded: see `decode_frames`
+IN_ORDER_CHUNK = 64  # frames per get_batch when a clip is decoded in order from frame 0
 GPU_DECODE_HELP = (
     "decode_device='gpu' needs decord2 built with CUDA (NVDEC), and this one is not (decord: {said}). The "
     "decord2 wheels on PyPI for Linux and Windows are CPU-only. Install a CUDA build of decord2 (its +cuXXX "
@@ -56,22 +55,39 @@ class FrameSize(NamedTuple):
     width: int
 
 
-class VideoScan(NamedTuple):
-    """What `scan_video` found: frames 0 .. num_frames - 1 all decode, in order and after a seek alike."""
+# FFmpeg filters that turn decoded pictures upright, by PyAV's `VideoFrame.rotation` (the display matrix), as
+# `ffmpeg -i` and decord both do (measured: decord's frames of a -90 file equal PyAV's after transpose=clock).
+UPRIGHT_FILTERS = {-90: (("transpose", "clock"),), 270: (("transpose", "clock"),), 90: (("transpose", "cclock"),),
+                   -270: (("transpose", "cclock"),), 180: (("hflip", ""), ("vflip", "")),
+                   -180: (("hflip", ""), ("vflip", ""))}
 
-    num_frames: int
-    fps: float
-    seeks: bool  # False: decord's timestamps are unusable, clips are decoded in order from frame 0
+
+def display_rotation(container, stream) -> int:
+    """Degrees the first frame's display matrix turns it (0: none, or no frame decodes); seeks back to the start."""
+    import av
+
+    try:
+        frame = next(container.decode(stream), None)
+    except (av.FFmpegError, ValueError):
+        frame = None
+    container.seek(0, stream=stream) if frame is not None else None
+    return int(round(frame.rotation)) if frame is not None and frame.rotation in UPRIGHT_FILTERS else 0
+
+
+def displayed_size(stream, rotation: int) -> FrameSize:
+    """The upright picture's size: the coded size, height and width swapped by a quarter turn."""
+    height, width = stream.codec_context.height, stream.codec_context.width
+    return FrameSize(width, height) if rotation % 180 else FrameSize(height, width)
 
 
 def probe_frame_size(path: str) -> FrameSize:
-    """Height and width of the first video stream, from the container header (no decoding)."""
+    """Height and width of the first video stream as displayed (upright): header and first frame."""
     import av
 
     try:
         with av.open(path) as container:
             stream = container.streams.video[0]
-            return FrameSize(stream.codec_context.height, stream.codec_context.width)
+            return displayed_size(stream, display_rotation(container, stream))
     except (av.FFmpegError, IndexError, OSError) as error:
         raise VideoReadError(path, f"cannot open as video ({error})") from error
 
@@ -98,7 +114,7 @@ def decord_context(decode_device: str, device_id: int = 0):
     return decord.cpu(0) if decode_device == "cpu" else decord.gpu(device_id)
 
 
-def _decord_errors() -> tuple[type[Exception], ...]:
+def decord_errors() -> tuple[type[Exception], ...]:
     """What decord raises: DECORDLimitReachedError (a repeated frame, see REPEAT_TOLERANCE) is no DECORDError;
     an unopenable file gives RuntimeError, a file without frames AssertionError."""
     import decord
@@ -106,7 +122,7 @@ def _decord_errors() -> tuple[type[Exception], ...]:
     return decord.DECORDError, decord.DECORDLimitReachedError, RuntimeError, AssertionError
 
 
-def _said(error: Exception) -> str:
+def decord_message(error: Exception) -> str:
     """A decord error without its timestamps and C++ source locations ("[08:18:00] /src/x.cc:218: ")."""
     text = re.sub(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ", "", " ".join(str(error).split()))
     return (text or type(error).__name__)[-200:]
@@ -121,20 +137,21 @@ def open_reader(path: str, size: FrameSize | None = None, decode_device: str = "
     try:
         return decord.VideoReader(path, ctx=context, width=width, height=height, num_threads=DECODE_THREADS,
                                   fault_tol=REPEAT_TOLERANCE)
-    except _decord_errors() as error:  # decord raises RuntimeError for unopenable files
-        said = _said(error)
+    except decord_errors() as error:  # decord raises RuntimeError for unopenable files
+        said = decord_message(error)
         if "CUDA not enabled" in said or "GPU acceleration not available" in said:
             raise GpuDecodeUnavailable(GPU_DECODE_HELP.format(said=said)) from None
         raise VideoReadError(path, f"decord cannot open it ({said})") from None
 
 
 def seeks_exactly(reader) -> bool:
-    """Whether decord can seek in this file: every frame has a distinct, increasing presentation time."""
+    """Whether decord's timestamps allow a seek: every frame has a distinct, increasing presentation time from 0 on.
+    A first time below 0 is an edit list's hidden pre-roll (a stream-copy cut), which decord's seek counts."""
     stamps = reader.get_frame_timestamp(list(range(len(reader))))[:, 0]
-    return bool(np.all(np.isfinite(stamps)) and stamps.min() > -1e6 and np.all(np.diff(stamps) > 0))
+    return bool(np.all(np.isfinite(stamps)) and stamps.min() >= 0 and np.all(np.diff(stamps) > 0))
 
 
-def read_in_order(reader, frame_indices: list[int], chunk: int = SCAN_CHUNK) -> np.ndarray:
+def read_in_order(reader, frame_indices: list[int], chunk: int = IN_ORDER_CHUNK) -> np.ndarray:
     """Frames `frame_indices` of a fresh reader, decoded in order from frame 0 (no seek): (T, H, W, 3) uint8."""
     wanted, found = set(frame_indices), {}
     last = max(frame_indices)
@@ -148,18 +165,21 @@ class _WidthCopyFailure(Exception):
     """decord cannot copy frames of some even output widths (8, 16, 24, 32, 48, 96, 144 ... px) out."""
 
 
-def _decode(path: str, frame_indices: list[int], size: FrameSize, decode_device: str, device_id: int) -> np.ndarray:
+def _decode(path: str, frame_indices: list[int], size: FrameSize, decode_device: str, device_id: int,
+            read_mode: str | None) -> np.ndarray:
+    if read_mode == "pyav":
+        return pyav_read(path, frame_indices, size)
     reader = open_reader(path, size, decode_device, device_id)
     frames = None
     try:
         num_frames = len(reader)
         if max(frame_indices) < num_frames:
-            seek = seeks_exactly(reader)
+            seek = seeks_exactly(reader) if read_mode is None else read_mode == "seek"
             frames = reader.get_batch(frame_indices).asnumpy() if seek else read_in_order(reader, frame_indices)
-    except _decord_errors() as error:
+    except decord_errors() as error:
         if "DECORDArrayCopyFromTo" in str(error):
             raise _WidthCopyFailure() from None
-        raise VideoReadError(path, f"decoding failed ({_said(error)})") from None
+        raise VideoReadError(path, f"decoding failed ({decord_message(error)})") from None
     finally:
         del reader
     if frames is None:
@@ -168,74 +188,70 @@ def _decode(path: str, frame_indices: list[int], size: FrameSize, decode_device:
 
 
 def decode_frames(path: str, frame_indices: list[int], size: FrameSize, decode_device: str = "cpu",
-                  device_id: int = 0) -> torch.Tensor:
-    """Frames `frame_indices` of `path` decoded at `size`: (T, H, W, 3) uint8 on the CPU."""
+                  device_id: int = 0, read_mode: str | None = None) -> torch.Tensor:
+    """Frames `frame_indices` of `path` decoded at `size`: (T, H, W, 3) uint8 on the CPU.
+
+    read_mode: the index's `VideoEntry.read_mode` (READ_MODES, which the probe checked): "seek" lets decord seek,
+    "in_order" decodes with decord from frame 0, "pyav" with PyAV from frame 0 (damaged files); None decides between
+    the first two from decord's timestamps (`seeks_exactly`)."""
     try:
-        return torch.from_numpy(_decode(path, frame_indices, size, decode_device, device_id))
+        return torch.from_numpy(_decode(path, frame_indices, size, decode_device, device_id, read_mode))
     except _WidthCopyFailure:
         wider = FrameSize(size.height, size.width + 1)  # odd widths always copy out
     try:
-        frames = _decode(path, frame_indices, wider, decode_device, device_id)
+        frames = _decode(path, frame_indices, wider, decode_device, device_id, read_mode)
     except _WidthCopyFailure:
         raise VideoReadError(path, f"decord cannot output frames {wider.width} or {size.width} px wide") from None
     return resize_frames(torch.from_numpy(frames), size)
 
 
-def _seek_check_keys(key_indices: list[int], num_frames: int) -> list[int]:
-    """Up to MAX_SEEK_CHECKS keyframes after frame 0, evenly spread."""
-    keys = [k for k in key_indices if 0 < k < num_frames]
-    if len(keys) <= MAX_SEEK_CHECKS:
-        return keys
-    return [keys[(2 * i + 1) * len(keys) // (2 * MAX_SEEK_CHECKS)] for i in range(MAX_SEEK_CHECKS)]
+def pyav_frames(path: str, size: FrameSize, failures: list[int] | None = None) -> Iterator[np.ndarray]:
+    """PyAV's presented frames, upright, at `size` as (H, W, 3) uint8, turned and scaled by the FFmpeg filters
+    decord uses (bit-identical to decord's frames), one decoding thread. A packet that fails to decode is passed
+    over, as ffmpeg does, and the number of frames presented before it appended to `failures`."""
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
+        graph, presented = None, 0
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except (av.FFmpegError, ValueError):
+                failures.append(presented) if failures is not None else None
+                continue
+            presented += len(frames)
+            for frame in frames:
+                graph = graph or _upright_scaler(stream, int(round(frame.rotation)), size)
+                graph.push(frame)
+                yield graph.pull().to_ndarray()
 
 
-def _scan_failure(error: Exception, start: int, num_frames: int) -> str:
-    import decord
+def _upright_scaler(stream, rotation: int, size: FrameSize):
+    import av
 
-    if isinstance(error, decord.DECORDLimitReachedError):
-        return (f"damaged: decord repeats frames it cannot decode (at or after frame {start} of {num_frames}; "
-                "e.g. a stream cut before its first keyframe), so its frame numbers are wrong. Fix: re-encode it")
-    return (f"truncated or damaged: decord fails on a frame at or after {start} of {num_frames} ({_said(error)}); "
-            "it reads ahead, so clips before that frame fail at random too. Fix: re-download or re-encode it")
-
-
-def _scan_in_order(path: str, size: FrameSize) -> tuple[VideoScan, list[int], dict[int, np.ndarray]]:
-    """Decode every frame once, in order: (scan, keyframes to seek to, their and their next frames in order)."""
-    reader = open_reader(path, size)
-    start, num_frames = 0, len(reader)
-    try:
-        scan = VideoScan(num_frames, float(reader.get_avg_fps()), seeks_exactly(reader))
-        keys = _seek_check_keys(reader.get_key_indices(), num_frames) if scan.seeks else []
-        checks = {f for k in keys for f in (k, k + 1) if f < num_frames}
-        found = {}
-        for start in range(0, num_frames, SCAN_CHUNK):
-            block = reader.get_batch(list(range(start, min(num_frames, start + SCAN_CHUNK)))).asnumpy()
-            found.update({f: block[f - start] for f in checks if start <= f < start + len(block)})
-    except _decord_errors() as error:
-        raise VideoReadError(path, _scan_failure(error, start, num_frames)) from None
-    finally:
-        del reader
-    return scan, keys, found
+    graph = av.filter.Graph()
+    upright = [graph.add(name, argument) for name, argument in UPRIGHT_FILTERS.get(rotation, ())]
+    chain = [graph.add_buffer(template=stream), *upright, graph.add("scale", f"{size.width}:{size.height}"),
+             graph.add("format", "rgb24"), graph.add("buffersink")]
+    for upstream, downstream in zip(chain, chain[1:]):
+        upstream.link_to(downstream)
+    graph.configure()
+    return graph
 
 
-def scan_video(path: str, source: FrameSize) -> VideoScan:
-    """Check that decord delivers every frame of `path`, and the same frame after a seek as in order.
-
-    Decodes each frame once (at SCAN_RESOLUTION), then re-reads up to MAX_SEEK_CHECKS keyframes (and the
-    frame after each) through `decode_frames`, the path clips take. Raises VideoReadError with the reason.
-    """
-    size = resized_size(source, SCAN_RESOLUTION)
-    size = FrameSize(size.height, size.width | 1)  # an odd width avoids decord's copy failure at some widths
-    scan, keys, in_order = _scan_in_order(path, size)
-    for key in keys:
-        frames = [key, key + 1] if key + 1 < scan.num_frames else [key]
-        after_seek = decode_frames(path, frames, size).numpy()
-        for frame, picture in zip(frames, after_seek):
-            if not np.array_equal(picture, in_order[frame]):
-                raise VideoReadError(path, f"decord returns another picture for frame {frame} after a seek than in "
-                                           "order (an open GOP, or timestamps that do not match the frames). Fix: "
-                                           "re-encode with closed GOPs, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
-    return scan
+def pyav_read(path: str, frame_indices: list[int], size: FrameSize) -> np.ndarray:
+    """Frames `frame_indices` decoded with PyAV in order from frame 0: (T, H, W, 3) uint8 (the "pyav" read mode)."""
+    wanted, found = set(frame_indices), {}
+    for index, frame in enumerate(pyav_frames(path, size)):
+        if index in wanted:
+            found[index] = frame
+        if len(found) == len(wanted):
+            break
+    if len(found) < len(wanted):
+        raise VideoReadError(path, f"too short: frame {max(frame_indices)} requested, PyAV presents fewer")
+    return np.stack([found[i] for i in frame_indices])
 
 
 def resize_frames(frames: torch.Tensor, size: FrameSize) -> torch.Tensor:
@@ -258,13 +274,15 @@ def crop_offsets(size: FrameSize, resolution: int, crop: str, generator: torch.G
 
 
 def resized_frames(path: str, frame_indices: list[int], resolution: int, decode_device: str = "cpu",
-                   device_id: int = 0, source_size: tuple[int, int] | None = None) -> torch.Tensor:
+                   device_id: int = 0, source_size: tuple[int, int] | None = None,
+                   read_mode: str | None = None) -> torch.Tensor:
     """Frames `frame_indices` of `path` with the shorter side resized to `resolution` (aspect kept): what every
-    clip is cut from. `source_size` (height, width) skips probing the header when the caller knows it.
+    clip is cut from. `source_size` (height, width) skips probing the header when the caller knows it; `read_mode`
+    as in `decode_frames`.
     Returns: (T, H', W', 3) uint8 with min(H', W') == resolution (a decoder may round the longer side)."""
     size = FrameSize(*source_size) if source_size is not None else probe_frame_size(path)
     target = resized_size(size, resolution)
-    frames = decode_frames(path, frame_indices, target, decode_device, device_id)  # (T, H', W', 3) uint8
+    frames = decode_frames(path, frame_indices, target, decode_device, device_id, read_mode)  # (T, H', W', 3)
     if min(frames.shape[1:3]) < resolution:  # a decoder that ignored the requested size
         frames = resize_frames(frames, target)
     return frames
@@ -285,17 +303,17 @@ def cut_clip(frames: torch.Tensor, resolution: int, crop: str = "center", flip: 
 def read_clip(path: str, start_frame: int, num_frames: int, frame_stride: int = 1, resolution: int = 64,
               crop: str = "center", flip: bool = False, decode_device: str = "cpu",
               generator: torch.Generator | None = None, device_id: int = 0,
-              source_size: tuple[int, int] | None = None) -> torch.Tensor:
+              source_size: tuple[int, int] | None = None, read_mode: str | None = None) -> torch.Tensor:
     """Frames start_frame, start_frame + frame_stride, ... of `path` as model input.
 
     Shorter side resized to `resolution`, then a center or random `resolution`-square crop, optionally
     flipped left-right (`resized_frames`, then `cut_clip`). `source_size` (height, width) skips probing the
-    header when the caller knows it.
+    header when the caller knows it; `read_mode` (the index's `VideoEntry.read_mode`) as in `decode_frames`.
     Returns: (3, T, H, W) float32 in [-1, 1] with T = num_frames, H = W = resolution.
     Raises VideoReadError (file + reason) or GpuDecodeUnavailable.
     """
     if start_frame < 0:
         raise ValueError(f"start_frame must be >= 0, got {start_frame}")
     frame_indices = [start_frame + i * frame_stride for i in range(num_frames)]
-    frames = resized_frames(path, frame_indices, resolution, decode_device, device_id, source_size)
+    frames = resized_frames(path, frame_indices, resolution, decode_device, device_id, source_size, read_mode)
     return cut_clip(frames, resolution, crop, flip, generator)
