@@ -1,35 +1,33 @@
-"""`vqvideo eval`: score the three trained stages on held-out clips and write one report to look at.
-
-    vqvideo eval --vqvae CKPT --top CKPT --bottom CKPT [--data.root DIR] [--split val] [--num_clips N]
-                 [--num_samples K] [--num_frames N] [--i3d PATH|random] [--fvd_protocol resize] [--folds 2]
-                 [--seed 0] [--batch_size B] [--out DIR] [--trainer.devices N] [--overwrite]
-
-For each clip (deterministic windows, center crop, the VQ-VAE's resolution and clip length): K futures sampled from
-its first frames (rollouts for N > the clip length), the VQ-VAE's reconstruction and the copy-last-frame baseline,
-written as MP4s and codes; frame quality against ground truth, compression against x264, per-level diagnostics,
-FVD/FVD* with an I3D. Lightning's prediction loop runs it (`--trainer.devices N`: one part of the clips per device);
-each clip's record is written as soon as it is done, so an eval killed at any point resumes with the same command
-and gives the same report.json (all but its `run` section: command line, devices and timings).
+"""What `vqvideo eval` builds before its prediction loop: checkpoints, clips and I3D (`prepare`), the FVD setup
+(resolutions, windows, protocol card), the eval's identity and protocol card, the report's context and the
+prediction-loop module. Every user error raises here with one message, before any sampling.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
+from jsonargparse import Namespace
+from torch import nn
 
-from vqvideo.data.datamodule import SPLITS
-from vqvideo.lit.trainer_options import TrainerOptions, run_prediction
-from vqvideo.metrics.fvd import FVD_PROTOCOLS
-from vqvideo.sampling import DEFAULT_SAMPLER, SAMPLER_NAMES
+from vqvideo.data.datamodule import KineticsDataModule
+from vqvideo.data.inputs import InputSpec
+from vqvideo.evaluation.clips import EvalClip, clip_key, plan_eval_clips
+from vqvideo.evaluation.module import EvalModule, EvalSampling
+from vqvideo.evaluation.records import ScoringSpec
+from vqvideo.evaluation.report import ReportContext
+from vqvideo.evaluation.summary import EvalSettings, FVDSetup
+from vqvideo.files import bytes_sha256, file_sha256
+from vqvideo.lit.prediction import input_spec, load_prediction_models, prior_code_spec
+from vqvideo.metrics.codec import code_budget_bits
+from vqvideo.metrics.fvd import FVD_DOWNSCALED, fvd_protocol_card
+from vqvideo.metrics.i3d import load_i3d, random_i3d
+from vqvideo.sampling import SamplingOptions
+from vqvideo.sampling.pipeline import PredictionModels, window_starts
 
 RANDOM_I3D = "random"
-FVD_DOWNSCALED = 64  # the paper's FVD comparison resolution (Table 2)
 
 
 @dataclass
@@ -45,64 +43,20 @@ class EvalData:
     index_cache_dir: str | None = "data/index"
 
 
-def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="vqvideo eval", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", action=ActionConfigFile, help="YAML with any of these options")
-    parser.add_argument("--vqvae", type=str, required=True, help="VQ-VAE checkpoint")
-    parser.add_argument("--top", type=str, required=True, help="top prior checkpoint")
-    parser.add_argument("--bottom", type=str, required=True, help="bottom prior checkpoint")
-    parser.add_argument("--out", type=str, default="outputs/eval", help="output folder")
-    parser.add_class_arguments(EvalData, "data")
-    parser.add_argument("--split", type=Literal[SPLITS], default="val", help="split whose clips are scored")
-    parser.add_argument("--num_clips", type=int | None, default=None, help="clips, spread evenly (None = all)")
-    parser.add_argument("--num_samples", type=int, default=4, help="futures sampled per clip (K)")
-    parser.add_argument("--num_frames", type=int | None, default=None,
-                        help="frames per prediction (default: the VQ-VAE's clip length); more: a rollout")
-    parser.add_argument("--i3d", type=str | None, default=None,
-                        help="I3D weights for FVD (i3d_pretrained_400.pt or a TorchScript I3D); 'random': stand-in "
-                             "weights for plumbing checks (FVD labelled meaningless); none: FVD left out")
-    parser.add_argument("--fvd_protocol", type=Literal[tuple(FVD_PROTOCOLS)], default="resize")
-    parser.add_argument("--folds", type=int, default=2, help="FVD: mean ± std over this many disjoint folds")
-    parser.add_argument("--seed", type=int, default=0, help="same seed and options → same samples")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top_k", type=int | None, default=None)
-    parser.add_argument("--top_p", type=float | None, default=None)
-    parser.add_argument("--sampler", type=Literal[SAMPLER_NAMES], default=DEFAULT_SAMPLER)
-    parser.add_argument("--batch_size", type=int, default=4, help="clips per batch (K samples each)")
-    parser.add_argument("--num_threads", type=int, default=1,
-                        help="CPU threads for torch (sampling runs many tiny ops: 1 is fastest on CPU; results "
-                             "depend on it, so it is part of the eval's identity)")
-    parser.add_argument("--html_clips", type=int, default=24, help="clips shown in index.html")
-    parser.add_class_arguments(TrainerOptions, "trainer")
-    parser.add_argument("--overwrite", action=ActionYesNo, default=False, help="replace an existing eval in --out")
-    return parser
-
-
-def check_args(cfg) -> None:
-    for name in ("num_samples", "batch_size", "folds", "html_clips"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"--{name} must be >= 1, got {getattr(cfg, name)}")
-    if cfg.num_clips is not None and cfg.num_clips < 1:
-        raise ValueError(f"--num_clips must be >= 1 (or omitted for all), got {cfg.num_clips}")
-
-
 @dataclass
 class Setup:
     """Everything built before the prediction loop (identical in every DDP process)."""
-
-    spec: object  # vqvideo.data.inputs.InputSpec
+    spec: InputSpec
     num_frames: int
     window_starts: list[int]
-    models: object  # PredictionModels
-    datamodule: object  # KineticsDataModule after setup
-    clips: list
-    i3d: object | None
+    models: PredictionModels
+    datamodule: KineticsDataModule  # after setup()
+    clips: list[EvalClip]
+    i3d: nn.Module | None
 
 
-def load_i3d_option(option: str | None):
+def load_i3d_option(option: str | None) -> tuple[nn.Module | None, str | None]:
     """(I3D module or None, its path for the protocol card: None for stand-in weights)."""
-    from vqvideo.metrics.i3d import load_i3d, random_i3d
-
     if option is None:
         return None, None
     if option == RANDOM_I3D:
@@ -110,13 +64,8 @@ def load_i3d_option(option: str | None):
     return load_i3d(option), option
 
 
-def prepare(cfg) -> Setup:
+def prepare(cfg: Namespace) -> Setup:
     """Checkpoints, clips and I3D; every user error raises here with one message, before any sampling."""
-    from vqvideo.data.datamodule import KineticsDataModule
-    from vqvideo.evaluation.clips import plan_eval_clips
-    from vqvideo.lit.prediction import input_spec, load_prediction_models
-    from vqvideo.sampling.pipeline import window_starts
-
     spec = input_spec(cfg.vqvae, cfg.top)
     num_frames = cfg.num_frames or spec.num_frames
     starts = window_starts(num_frames, spec.num_frames, spec.num_given_frames)  # refuses too few frames
@@ -141,10 +90,8 @@ def fvd_windows(num_frames: int, clip_frames: int, starts: list[int]) -> tuple[i
     return tuple(dict.fromkeys(min(start, num_frames - clip_frames) for start in starts))
 
 
-def fvd_setup(cfg, setup: Setup):
+def fvd_setup(cfg: Namespace, setup: Setup) -> tuple[FVDSetup | None, str]:
     """(FVDSetup or None, why FVD is missing)."""
-    from vqvideo.evaluation.summary import FVDSetup
-    from vqvideo.metrics.fvd import fvd_protocol_card
     if setup.i3d is None:
         return None, "no I3D weights given (--i3d PATH)"
     native = setup.spec.resolution
@@ -161,17 +108,13 @@ def fvd_setup(cfg, setup: Setup):
     return FVDSetup(resolutions, windows, cfg.folds, card, skipped), ""
 
 
-def clips_sha256(clips: list) -> str:
-    from vqvideo.files import bytes_sha256
-
+def clips_sha256(clips: list[EvalClip]) -> str:
     rows = [[clip.name, clip.rel_path, clip.start_frame, clip.num_frames, clip.frame_stride] for clip in clips]
     return bytes_sha256(json.dumps(rows).encode())
 
 
-def eval_identity(cfg, setup: Setup) -> dict:
+def eval_identity(cfg: Namespace, setup: Setup) -> dict:
     """What the results depend on (run.json; report.json's `settings`). Not devices: they only change the speed."""
-    from vqvideo.files import file_sha256
-
     i3d = None if cfg.i3d is None else RANDOM_I3D if cfg.i3d == RANDOM_I3D else file_sha256(cfg.i3d)
     return {
         "checkpoints_sha256": {name: file_sha256(getattr(cfg, name)) for name in ("vqvae", "top", "bottom")},
@@ -188,7 +131,7 @@ def eval_identity(cfg, setup: Setup) -> dict:
     }
 
 
-def protocol(cfg, setup: Setup) -> dict:
+def protocol(cfg: Namespace, setup: Setup) -> dict:
     """The protocol card of everything but FVD (whose card is in the fvd section), as short JSON values."""
     spec, num_given = setup.spec, setup.spec.num_given_frames
     source = (f"the bundled clips' held-out part (the last {spec.val_fraction:.0%} of each video's frames, never "
@@ -214,9 +157,7 @@ def protocol(cfg, setup: Setup) -> dict:
     }
 
 
-def header(cfg, setup: Setup) -> dict:
-    from vqvideo.files import file_sha256
-
+def header(cfg: Namespace, setup: Setup) -> dict:
     checkpoints = {name: {"path": str(getattr(cfg, name)), "sha256": file_sha256(getattr(cfg, name))}
                    for name in ("vqvae", "top", "bottom")}
     if cfg.i3d is not None:
@@ -225,11 +166,7 @@ def header(cfg, setup: Setup) -> dict:
     return {"settings": eval_identity(cfg, setup), "protocol": protocol(cfg, setup), "checkpoints": checkpoints}
 
 
-def report_context(cfg, setup: Setup, argv: list[str]):
-    from vqvideo.evaluation.report import ReportContext
-    from vqvideo.evaluation.summary import EvalSettings
-    from vqvideo.metrics.codec import code_budget_bits
-
+def report_context(cfg: Namespace, setup: Setup, argv: list[str]) -> ReportContext:
     vqvae, spec = setup.models.vqvae, setup.spec
     top_shape, bottom_shape = vqvae.latent_shapes(spec.num_frames, spec.resolution, spec.resolution)
     num_codes = {"top": vqvae.num_top_codes, "bottom": vqvae.num_bottom_codes}
@@ -242,10 +179,7 @@ def report_context(cfg, setup: Setup, argv: list[str]):
     return ReportContext(Path(cfg.out), setup.clips, settings, header(cfg, setup), run, cfg.html_clips)
 
 
-def scoring_spec(cfg, context):
-    from vqvideo.evaluation.records import ScoringSpec
-    from vqvideo.lit.prediction import prior_code_spec
-
+def scoring_spec(cfg: Namespace, context: ReportContext) -> ScoringSpec:
     code_spec = prior_code_spec(cfg.top)
     settings = context.settings
     return ScoringSpec(settings.num_given_frames, settings.clip_frames, settings.num_codes,
@@ -253,95 +187,8 @@ def scoring_spec(cfg, context):
                        settings.budget_bits)
 
 
-def eval_module(cfg, setup: Setup, context):
-    from vqvideo.evaluation.clips import clip_key
-    from vqvideo.lit.eval_module import EvalModule
-    from vqvideo.sampling import SamplingOptions
-
-    fvd = context.settings.fvd
-    return EvalModule(setup.models, [clip_key(clip.name) for clip in setup.clips], setup.spec.num_frames,
-                      setup.spec.num_given_frames, setup.num_frames, cfg.num_samples,
-                      SamplingOptions(cfg.temperature, cfg.top_k, cfg.top_p), cfg.seed, cfg.batch_size, cfg.sampler,
-                      setup.i3d, cfg.fvd_protocol, fvd.resolutions if fvd else (), fvd.windows if fvd else (0,))
-
-
-def run_eval(cfg, argv: list[str], started: float) -> dict | None:
-    """Predict and score every clip not yet recorded in --out, then (rank 0) write the report."""
-    from vqvideo.callbacks.eval_writer import EvalWriter
-    from vqvideo.data.fixed_clips import FixedClipsDataModule
-    from vqvideo.evaluation.report import write_report
-    from vqvideo.evaluation.run import check_run, finished_names
-    from vqvideo.files import explain_disk_full
-
-    setup = prepare(cfg)
-    context = report_context(cfg, setup, argv)
-    out, identity = Path(cfg.out), context.header["settings"]
-    finish = lambda: write_report(context, time.perf_counter() - started)  # noqa: E731
-    ids = {clip.name: clip.clip_id for clip in setup.clips}
-    if not cfg.overwrite:
-        check_run(out, identity)  # every process, before the trainer: all refuse alike
-        if ids.keys() <= finished_names(out):
-            print(f"vqvideo eval: every clip of {out} is already scored; rebuilding the report")
-            return summary_lines(finish())
-    sizes = {entry.path: (entry.height, entry.width) for entry in setup.datamodule.index.entries}
-    pending = FixedClipsDataModule(setup.clips, setup.spec.resolution, cfg.batch_size, cfg.data.num_workers,
-                                   cfg.data.decode_device, sizes,
-                                   done_ids=lambda: {ids[name] for name in finished_names(out) if name in ids})
-    pending.allow_zero_length_dataloader_with_multiple_devices = True  # fewer pending clips than devices
-    writer = EvalWriter(out, setup.clips, identity, scoring_spec(cfg, context), finish, cfg.overwrite)
-    per_clip = (3 + cfg.num_samples) * setup.num_frames * setup.spec.resolution ** 2 * 3 // 10  # MP4s, generous
-    with explain_disk_full(out, len(setup.clips) * per_clip, "the eval", "run the same command again: it keeps "
-                           "the finished clips"):
-        is_global_zero = run_prediction(cfg.trainer, str(out), writer, eval_module(cfg, setup, context), pending)
-    if is_global_zero:
-        return summary_lines(json.loads((out / "report.json").read_text()))
-    return None
-
-
-def summary_lines(report: dict) -> dict:
-    """Print the headline numbers and where to look; returns the report."""
-    quality = report["frame_quality"]["systems"]
-    clips = report["clips"]["scored"]
-    print(f"vqvideo eval: {clips} clip{'s' * (clips != 1)}, {report['protocol']['samples_per_clip']} samples each")
-    for name in ("sample_mean", "sample_best", "copy_last", "reconstruction"):
-        print(f"  {name:<15} PSNR {quality[name]['psnr']['mean']:6.2f} dB   SSIM {quality[name]['ssim']['mean']:.4f}")
-    fvd = report["fvd"]
-    if fvd["status"] == "computed":
-        for result in fvd["results"]:
-            label = "  (stand-in weights: meaningless)" if fvd["stand_in_weights"] else ""
-            print(f"  FVD {result['resolution']} px frames {result['frames']}: {result['fvd']['text']}, "
-                  f"FVD* {result['fvd_star']['text']}{label}")
-    else:
-        print(f"  FVD {fvd['status']}: {fvd['reason'].split('. ')[0]}")
-    return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    from vqvideo.data.datamodule import NoReadableVideoError
-    from vqvideo.data.sources import SourceError
-    from vqvideo.evaluation.run import EvalFolderError
-    from vqvideo.files import DiskFullError
-    from vqvideo.lit.checkpoints import CheckpointError
-    from vqvideo.metrics.i3d import I3DWeightsError
-
-    started = time.perf_counter()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    cfg = build_parser().parse_args(argv)
-    try:
-        check_args(cfg)
-        import torch
-
-        if cfg.num_threads > 0:
-            torch.set_num_threads(cfg.num_threads)
-        report = run_eval(cfg, argv, started)
-    except (CheckpointError, I3DWeightsError, SourceError, NoReadableVideoError, EvalFolderError, DiskFullError,
-            FileNotFoundError, ValueError) as error:
-        print(f"vqvideo eval: {error}", file=sys.stderr)
-        return 2
-    if report is not None:
-        print(f"vqvideo eval: report {Path(cfg.out) / 'report.md'}; look at {Path(cfg.out) / 'index.html'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def eval_module(cfg: Namespace, setup: Setup, context: ReportContext) -> EvalModule:
+    sampling = EvalSampling(SamplingOptions(cfg.temperature, cfg.top_k, cfg.top_p), cfg.sampler, cfg.seed,
+                            cfg.batch_size)
+    return EvalModule(setup.models, context.settings, sampling, [clip_key(clip.name) for clip in setup.clips],
+                      setup.i3d)
