@@ -185,8 +185,10 @@ class KineticsDataModule(LightningDataModule):
         return {**batch, "video": video}
 
     def _device_id(self) -> int:
+        """The GPU this process trains on (--trainer.devices "1," is GPU 1 at local rank 0), else the local rank."""
         if self.trainer is not None:
-            return self.trainer.local_rank
+            device = self.trainer.strategy.root_device
+            return device.index if device.type == "cuda" and device.index is not None else self.trainer.local_rank
         return int(os.environ.get("LOCAL_RANK", 0))
 
     def _plan_frames_in_memory(self) -> None:

@@ -90,8 +90,8 @@ class FixedClipsDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Fail here, in one line, where the GPU decoder cannot run (no GPU, driver or PyNvVideoCodec)."""
         if self.decode_device == "gpu" and self.gpu_frames is None and self.clips:
-            local_rank = self.trainer.local_rank if self.trainer is not None else 0
-            self.gpu_frames = frame_source(local_rank, self.clips[0].video_path)
+            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cuda", 0)
+            self.gpu_frames = frame_source(device.index or 0, self.clips[0].video_path)
 
     def predict_dataloader(self) -> DataLoader:
         done = self.done_ids()
