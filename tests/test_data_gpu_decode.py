@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 import torch
+from pytorch_lightning import LightningModule, Trainer
 from torch.utils.data import default_collate
 
 from vqvideo.cli import main as vqvideo_main
@@ -218,3 +219,32 @@ def test_fixed_clips_decode_after_the_transfer_and_keep_read_errors(carphone, na
     assert not batch["video"][1].any()
     cpu = read_clip(carphone, 4, 8, 2, resolution=64, flip=True)  # the CPU path, libswscale's resize
     assert float((cpu - batch["video"][0]).abs().mean() * 127.5) < 4.0
+
+
+class VideoShapes(LightningModule):
+    """Records the clips Lightning hands to training_step."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+        self.shapes = []
+
+    def training_step(self, batch, batch_idx):
+        self.shapes.append((tuple(batch["video"].shape), batch["video"].dtype, batch["video"].device.type))
+        return (batch["video"].mean() - self.weight) ** 2
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_lightning_calls_the_decoding_hook_with_planning_workers(tmp_path):
+    """A real Trainer with a forked DataLoader worker: the worker plans, Lightning's after-transfer hook decodes."""
+    dm = KineticsDataModule(decode_device="gpu", num_workers=1, batch_size=2, resolution=32,
+                            index_cache_dir=str(tmp_path / "index"), progress=False)
+    counts = lambda: {entry.path: entry.num_frames for entry in dm.index.entries}  # noqa: E731
+    dm.gpu_frames = NvCodecFrames(CPU, lambda path, scanned: StandInDecoder(FramesOfFile(path, counts()[path])))
+    module = VideoShapes()
+    trainer = Trainer(accelerator="cpu", max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
+    trainer.fit(module, datamodule=dm)
+    assert module.shapes == [((2, 3, 16, 32, 32), torch.float32, "cpu")] * 2
