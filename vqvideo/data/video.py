@@ -30,7 +30,9 @@ REPEAT_TOLERANCE = 1e-9  # decord's fault_tol: raise instead of silently repeati
 SCAN_RESOLUTION = 64  # `scan_video` decodes at this shorter side: the pass checks decoding, not pixels
 SCAN_CHUNK = 64  # frames per get_batch in the in-order pass
 MAX_SEEK_CHECKS = 8  # keyframes whose seek `scan_video` compares with the in-order pass
-DECORD_NO_CUDA = "decord has no CUDA in this build (decord: {said})"  # PyPI's decord2 wheels: then PyNvVideoCodec
+DECORD_NO_CUDA = ("decord has no CUDA in this build (decord: {said}), as PyPI's decord2 wheels have not; the "
+                  "DataModules decode clips on the GPU with PyNvVideoCodec instead (decode_device: gpu; "
+                  "pip install 'vqvideo[gpu]'; docs/gpu-decoding.md)")
 
 
 class VideoReadError(RuntimeError):
@@ -259,10 +261,6 @@ def resized_frames(path: str, frame_indices: list[int], resolution: int, decode_
     Returns: (T, H', W', 3) uint8 with min(H', W') == resolution (a decoder may round the longer side)."""
     size = FrameSize(*source_size) if source_size is not None else probe_frame_size(path)
     target = resized_size(size, resolution)
-    if decode_device == "gpu":  # on the GPU, (T, H', W', 3) uint8 there; imported here: gpu_decode builds on this module
-        from vqvideo.data.gpu_decode import frame_source
-
-        return frame_source(device_id, path).resized(path, frame_indices, target)
     frames = decode_frames(path, frame_indices, target, decode_device, device_id)  # (T, H', W', 3) uint8
     if min(frames.shape[1:3]) < resolution:  # a decoder that ignored the requested size
         frames = resize_frames(frames, target)
