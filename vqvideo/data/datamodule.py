@@ -10,6 +10,9 @@ clips: 11 MB at 64 px), each video is decoded once into shared memory when its f
 clip is cut from there (`vqvideo.data.frames_in_memory`): the same clips, without decoding in the training loop.
 Larger roots (Kinetics) decode each clip from its file, and say so once.
 
+With `decode_device: gpu` the workers only plan each clip and `on_after_batch_transfer` decodes it on the GPU
+(`vqvideo.data.gpu_decode`; docs/gpu-decoding.md): batches then also carry the plan's keys (video_path, ...).
+
 Under DDP, Lightning's DistributedSampler shards the clips: each clip once per epoch across ranks when the
 clip count divides by the world size; otherwise it repeats up to world_size - 1 clips to keep ranks in step.
 """
