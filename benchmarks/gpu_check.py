@@ -259,7 +259,7 @@ def check_pipeline(configs: dict[str, Path], profile: Profile) -> dict:
 
 
 def check_decode(profile: Profile) -> dict:
-    """GPU vs CPU clip decoding (benchmarks/bench_gpu_decode.py); skipped, saying why, where the GPU decoder cannot run."""
+    """GPU vs CPU clip decoding (benchmarks/bench_gpu_decode.py); skipped, saying why, where it cannot run."""
     from vqvideo.data.video import GpuDecodeUnavailable
 
     try:
