@@ -43,18 +43,24 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
+    from vqvideo.data.video import GpuDecodeUnavailable  # its message is the whole story: no traceback
+
     if command in LIGHTNING_SUBCOMMANDS:
         from vqvideo.files import DiskFullError
         from vqvideo.lit.cli import build_cli
 
         try:
             build_cli(None if argv is None else args)  # None: LightningCLI reads sys.argv itself
-        except DiskFullError as error:
+        except (DiskFullError, GpuDecodeUnavailable) as error:
             print(f"vqvideo {command}: {error}", file=sys.stderr)
             return 2
         return 0
     if command in TOOLS:
-        return importlib.import_module(TOOLS[command]).main(rest) or 0
+        try:
+            return importlib.import_module(TOOLS[command]).main(rest) or 0
+        except GpuDecodeUnavailable as error:
+            print(f"vqvideo {command}: {error}", file=sys.stderr)
+            return 2
     print(f"vqvideo: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 
