@@ -95,7 +95,7 @@ def test_cuda_command_lines_parse(tmp_path):
     gpu_decode_dir = gpu_check.derive_experiment("demo", tmp_path / "gpu_decode",
                                                  gpu_check.merged(gpu_check.PIPELINE, gpu_check.GPU_DECODE))
     gpu_decode_fit = gpu_check.pipeline_commands(gpu_decode_dir, profile)["vqvae"]
-    assert yaml.safe_load((gpu_decode_dir / "vqvae.yaml").read_text())["data"]["init_args"]["decode_device"] == "gpu"
+    assert read_yaml(gpu_decode_dir / "vqvae.yaml")["data"]["init_args"]["decode_device"] == "gpu"
     with pytest.raises(SystemExit) as exit_info:
         build_cli([*gpu_decode_fit, "--print_config"])
     assert exit_info.value.code in (0, None)
