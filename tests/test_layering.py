@@ -228,3 +228,24 @@ def test_no_import_cycles_between_subpackages():
 def test_no_import_cycles_between_modules():
     components, edges = cycles(lambda module: module if module in MODULES else None)
     assert not components, cycle_report(components, edges)
+
+
+MAX_PARAMETERS = 10  # typed hand-offs: pass the dataclasses that exist, not long argument lists
+
+
+def test_no_function_takes_more_than_ten_parameters():
+    """Except a LightningDataModule's __init__ (LightningCLI builds it from a YAML, one typed argument per option)."""
+    found = []
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        datamodules = {id(item) for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+                       and any("DataModule" in ast.unparse(base) for base in node.bases)
+                       for item in node.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and id(node) not in datamodules:
+                args = node.args
+                names = [arg.arg for arg in args.posonlyargs + args.args + args.kwonlyargs]
+                count = len(names) - (names[:1] in (["self"], ["cls"])) + bool(args.vararg) + bool(args.kwarg)
+                if count > MAX_PARAMETERS:
+                    found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name}: {count} parameters")
+    assert not found, "\n".join(found)

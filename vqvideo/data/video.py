@@ -288,8 +288,7 @@ def crop_and_scale(frames: torch.Tensor, offsets: FrameSize, resolution: int, fl
 
 def read_clip(path: str, start_frame: int, num_frames: int, frame_stride: int = 1, resolution: int = 64,
               crop: str = "center", flip: bool = False, decode_device: str = "cpu",
-              generator: torch.Generator | None = None, device_id: int = 0,
-              source_size: tuple[int, int] | None = None) -> torch.Tensor:
+              generator: torch.Generator | None = None, source_size: tuple[int, int] | None = None) -> torch.Tensor:
     """Frames start_frame, start_frame + frame_stride, ... of `path` as model input.
 
     Shorter side resized to `resolution`, then a center or random `resolution`-square crop, optionally
@@ -301,5 +300,5 @@ def read_clip(path: str, start_frame: int, num_frames: int, frame_stride: int = 
     if start_frame < 0:
         raise ValueError(f"start_frame must be >= 0, got {start_frame}")
     frame_indices = [start_frame + i * frame_stride for i in range(num_frames)]
-    frames = resized_frames(path, frame_indices, resolution, decode_device, device_id, source_size)
+    frames = resized_frames(path, frame_indices, resolution, decode_device, source_size=source_size)
     return cut_clip(frames, resolution, crop, flip, generator)
