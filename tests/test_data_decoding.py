@@ -13,7 +13,7 @@ from codec_videos import (cut_mp4, cut_packet_mp4, h264, open_gop_h265, overstat
 from vqvideo.cli import main as vqvideo_main
 from vqvideo.data import index as index_module
 from vqvideo.data.datamodule import KineticsDataModule
-from vqvideo.data.video import FrameSize, decode_frames, decoder_version, read_clip, resize_frames
+from vqvideo.data.video import FrameSize, KnownSource, decode_frames, decoder_version, read_clip, resize_frames
 
 NATIVE = FrameSize(48, 64)
 
@@ -45,7 +45,7 @@ def test_output_widths_decord_cannot_copy_out_are_decoded_one_pixel_wider(tmp_pa
         wider = decode_frames(str(path), [0, 5], FrameSize(size.height, size.width + 1))
         assert frames.shape == (2, size.height, size.width, 3)
         assert torch.equal(frames, resize_frames(wider, size))
-    assert read_clip(str(path), 0, 4, resolution=32, source_size=(32, 32)).shape == (3, 4, 32, 32)
+    assert read_clip(str(path), 0, 4, resolution=32, source=KnownSource(32, 32)).shape == (3, 4, 32, 32)
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,8 @@ from typing import Iterator, NamedTuple
 
 from vqvideo.data.sources import SourceFile, list_source
 from vqvideo.data.scan import scan_video
-from vqvideo.data.video import FrameSize, VideoReadError, decoder_version, display_rotation, displayed_size
+from vqvideo.data.video import (FrameSize, KnownSource, VideoReadError, decoder_version, display_rotation,
+                                displayed_size)
 from vqvideo.files import atomic_write_json
 
 INDEX_VERSION = 3  # 1: PyAV packet counts; 2: frames decord decodes; 3: frames decord reads as PyAV presents them
@@ -57,6 +58,11 @@ class VideoEntry:
     def header_overstates(self) -> bool:
         """The header promises more frames than decode (a cut file whose header was written whole)."""
         return self.readable and self.header_frames > self.num_frames
+
+    @property
+    def source(self) -> KnownSource:
+        """Size and read mode, for `read_clip`."""
+        return KnownSource(self.height, self.width, self.read_mode)
 
     @property
     def frames_lost(self) -> int:

@@ -14,11 +14,11 @@ import torch
 
 from vqvideo.data.index import probe_video
 from vqvideo.data.sources import embedded_clips, find_videos
-from vqvideo.data.video import VideoReadError, read_clip
+from vqvideo.data.video import KnownSource, VideoReadError, read_clip
 from vqvideo.data.windows import split_frame_range, stride_for_fps
 
 EMBEDDED_VAL = "embedded:val"
-DEFAULT_FPS = 8.0
+DEFAULT_FPS = 8.0  # when a container does not say
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def load_input(source: InputSource, spec: InputSpec, num_frames: int | None = No
         )
     frames = min(available, num_frames or spec.num_frames)
     clip = read_clip(source.path, source.start_frame, frames, stride, spec.resolution, crop="center",
-                     source_size=(probe.height, probe.width), read_mode=probe.read_mode)
+                     source=KnownSource(probe.height, probe.width, probe.read_mode))
     fps = probe.fps / stride if probe.fps > 0 else DEFAULT_FPS
     return LoadedInput(source.name, source.path, source.start_frame, stride, fps, clip)
 

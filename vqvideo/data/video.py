@@ -29,12 +29,9 @@ DECODE_THREADS = 1  # see the module docstring: more threads make damaged stream
 REPEAT_TOLERANCE = 1e-9  # decord's fault_tol: raise instead of silently repeating a frame it could not decode
 READ_MODES = ("seek", "in_order", "pyav")  # how clips of a file are decoded: see `decode_frames`
 IN_ORDER_CHUNK = 64  # frames per get_batch when a clip is decoded in order from frame 0
-GPU_DECODE_HELP = (
-    "decode_device='gpu' needs decord2 built with CUDA (NVDEC), and this one is not (decord: {said}). The "
-    "decord2 wheels on PyPI for Linux and Windows are CPU-only. Install a CUDA build of decord2 (its +cuXXX "
-    "wheels from https://github.com/johnnynunez/decord2/releases, then `pip install 'decord2[cu13]'` for the "
-    "CUDA runtime; the NVIDIA driver provides libcuda and libnvcuvid), or use decode_device='cpu'."
-)
+DECORD_NO_CUDA = ("decord has no CUDA in this build (decord: {said}), as PyPI's decord2 wheels have not; the "
+                  "DataModules decode clips on the GPU with PyNvVideoCodec instead (decode_device: gpu; "
+                  "pip install 'vqvideo[gpu]'; docs/gpu-decoding.md)")
 
 
 class VideoReadError(RuntimeError):
@@ -47,12 +44,21 @@ class VideoReadError(RuntimeError):
 
 
 class GpuDecodeUnavailable(RuntimeError):
-    """decode_device='gpu' with a decord build that has no CUDA support."""
+    """decode_device='gpu' cannot run here; the message is one line: why, what to install, what it needs."""
 
 
 class FrameSize(NamedTuple):
     height: int
     width: int
+
+
+class KnownSource(NamedTuple):
+    """What the index knows of a video (`VideoEntry.source`): its upright size, so the header is not probed again,
+    and how its clips must be decoded."""
+
+    height: int
+    width: int
+    read_mode: str | None = None  # READ_MODES; None: decide from decord's timestamps (`seeks_exactly`)
 
 
 # FFmpeg filters that turn decoded pictures upright, by PyAV's `VideoFrame.rotation` (the display matrix), as
@@ -140,7 +146,7 @@ def open_reader(path: str, size: FrameSize | None = None, decode_device: str = "
     except decord_errors() as error:  # decord raises RuntimeError for unopenable files
         said = decord_message(error)
         if "CUDA not enabled" in said or "GPU acceleration not available" in said:
-            raise GpuDecodeUnavailable(GPU_DECODE_HELP.format(said=said)) from None
+            raise GpuDecodeUnavailable(DECORD_NO_CUDA.format(said=said)) from None
         raise VideoReadError(path, f"decord cannot open it ({said})") from None
 
 
@@ -292,7 +298,14 @@ def cut_clip(frames: torch.Tensor, resolution: int, crop: str = "center", flip: 
              generator: torch.Generator | None = None) -> torch.Tensor:
     """frames (T, H', W', 3) uint8 from `resized_frames` -> a center or random `resolution`-square crop,
     optionally flipped left-right, as model input: (3, T, resolution, resolution) float32 in [-1, 1]."""
-    top, left = crop_offsets(FrameSize(*frames.shape[1:3]), resolution, crop, generator)
+    offsets = crop_offsets(FrameSize(*frames.shape[1:3]), resolution, crop, generator)
+    return crop_and_scale(frames, offsets, resolution, flip)
+
+
+def crop_and_scale(frames: torch.Tensor, offsets: FrameSize, resolution: int, flip: bool = False) -> torch.Tensor:
+    """frames (T, H', W', 3) uint8 (any device) -> the `resolution`-square at `offsets` (top, left), optionally
+    flipped left-right: (3, T, resolution, resolution) float32 in [-1, 1] on the frames' device."""
+    top, left = offsets
     frames = frames[:, top:top + resolution, left:left + resolution]  # (T, res, res, 3)
     if flip:
         frames = frames.flip(2)
@@ -302,18 +315,18 @@ def cut_clip(frames: torch.Tensor, resolution: int, crop: str = "center", flip: 
 
 def read_clip(path: str, start_frame: int, num_frames: int, frame_stride: int = 1, resolution: int = 64,
               crop: str = "center", flip: bool = False, decode_device: str = "cpu",
-              generator: torch.Generator | None = None, device_id: int = 0,
-              source_size: tuple[int, int] | None = None, read_mode: str | None = None) -> torch.Tensor:
+              generator: torch.Generator | None = None, source: KnownSource | None = None) -> torch.Tensor:
     """Frames start_frame, start_frame + frame_stride, ... of `path` as model input.
 
     Shorter side resized to `resolution`, then a center or random `resolution`-square crop, optionally
-    flipped left-right (`resized_frames`, then `cut_clip`). `source_size` (height, width) skips probing the
-    header when the caller knows it; `read_mode` (the index's `VideoEntry.read_mode`) as in `decode_frames`.
+    flipped left-right (`resized_frames`, then `cut_clip`). `source` (the index's `VideoEntry.source`: size and
+    read mode) skips probing the header and decodes the way the probe checked.
     Returns: (3, T, H, W) float32 in [-1, 1] with T = num_frames, H = W = resolution.
     Raises VideoReadError (file + reason) or GpuDecodeUnavailable.
     """
     if start_frame < 0:
         raise ValueError(f"start_frame must be >= 0, got {start_frame}")
     frame_indices = [start_frame + i * frame_stride for i in range(num_frames)]
-    frames = resized_frames(path, frame_indices, resolution, decode_device, device_id, source_size, read_mode)
+    size, read_mode = (None, None) if source is None else ((source.height, source.width), source.read_mode)
+    frames = resized_frames(path, frame_indices, resolution, decode_device, source_size=size, read_mode=read_mode)
     return cut_clip(frames, resolution, crop, flip, generator)

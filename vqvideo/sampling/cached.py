@@ -15,8 +15,9 @@ slice), with every stream kept in a preallocated, zero-padded, channels-last vol
 
 Per position the Python work is constant (a few small matmuls per layer); only the attention kernels
 grow with the prefix. Logits equal the teacher-forced `GatedPixelCNN.logits` to float rounding and, with the
-uniforms drawn up front in the shared layout (`sampling_uniforms`), codes are bit-identical to the naive
-sampler's. Works on any device the prior is on.
+uniforms drawn up front in the shared layout (`sampling_uniforms`), codes equal the naive sampler's but
+where a uniform lies within that rounding of a CDF boundary (`make bench-sample` lists such codes). Works on any
+device the prior is on.
 """
 
 from __future__ import annotations
