@@ -162,3 +162,20 @@ def test_gpu_decoding_fails_in_setup_with_what_to_install(tmp_path):
                             progress=False)
     with pytest.raises(GpuDecodeUnavailable, match=r"sees no CUDA GPU.*pip install 'vqvideo\[gpu\]'"):
         dm.setup("fit")
+
+
+def test_split_all_takes_every_readable_file_of_a_folder(tmp_path, capsys):
+    folder = tmp_path / "held_out"
+    for number in range(6):
+        write_video(folder / f"clip{number}.mp4", source_frames(24, which=number % 3), width=32, height=32)
+    dm = make_dm(tmp_path, root=str(folder), num_frames=8, val_fraction=0.0)  # the hash puts every file in train
+    with pytest.raises(NoReadableVideoError, match=r"--split all"):
+        dm.dataset("val")
+    assert len(dm.split_windows("all")) == 6 * 3 and len(dm.split_entries("all")) == 6
+    assert all(window.start_choices == range(window.start_frame, window.start_frame + 1)
+               for window in dm.split_windows("all"))  # fixed starts: the windows eval scores
+    code = vqvideo_main(["data-summary", str(folder), "--num_frames", "8", "--split", "all", "--json",
+                         "--index_cache_dir", str(tmp_path / "index")])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and summary["clips_per_split"] == {"all": 18} and len(summary["files"]) == 6
+    assert {f["frames"] for f in summary["files"]} == {24}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from data_videos import source_frames, write_video
 from eval_helpers import eval_args, save_tiny_stages
 from tiny_models import save_checkpoint, tiny_code_spec, tiny_top_module
 
 from vqvideo.cli import main as vqvideo_main
+from vqvideo.data.sources import hash_split
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +62,11 @@ def test_bad_i3d_file_and_too_few_frames(checkpoints, tmp_path, capsys):
     assert "weights.pt" in message and "i3d_pretrained_400.pt" in message
     message = run_failing(checkpoints, tmp_path, capsys, "--num_frames=8")
     assert "at least 16 frames" in message
+
+
+def test_a_folder_with_no_file_in_the_split_names_split_all(checkpoints, tmp_path, capsys):
+    names = [name for name in (f"held_out_{i}.mp4" for i in range(100)) if hash_split(name, 0.5) == "train"][:2]
+    for name in names:  # the hash split puts both in train: the default --split val has nothing
+        write_video(tmp_path / "folder" / name, source_frames(24, which=2), width=32, height=32)
+    message = run_failing(checkpoints, tmp_path, capsys, f"--data.root={tmp_path / 'folder'}")
+    assert "split 'val'" in message and "--split all" in message

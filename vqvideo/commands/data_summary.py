@@ -36,14 +36,18 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--val_fraction", type=float, default=0.2)
     parser.add_argument("--max_clips_per_video", type=int | None, default=None)
     parser.add_argument("--index_cache_dir", type=str, default="data/index", help="'' disables the index cache")
+    parser.add_argument("--split", type=Literal["all"] | None, default=None,
+                        help="'all': count the clips of every readable file, no hash split (as eval --split all "
+                             "scores them); default: the train/val(/test) splits")
     parser.add_argument("--json", action=ActionYesNo, default=False, help="end with one JSON line")
     return parser
 
 
-def summarize(dm: KineticsDataModule) -> dict:
-    """Counts of a set-up DataModule, as the --json line reports them."""
+def summarize(dm: KineticsDataModule, split: str | None = None) -> dict:
+    """Counts of a set-up DataModule, as the --json line reports them (`split` 'all': every file's clips)."""
     own_test_split = any(entry.split == "test" for entry in dm.split_entries("test"))
     clip_splits = ("train", "val", "test") if own_test_split else ("train", "val")
+    clip_splits = (split,) if split else clip_splits
     entries = dm.index.entries
     return {
         "videos": len(entries),
@@ -86,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except (NoReadableVideoError, SourceError) as error:
         print(f"vqvideo data-summary: {error}", file=sys.stderr)
         return 1
-    summary = summarize(dm)
+    summary = summarize(dm, args.split)
     print_table(summary, args.root)
     if args.json:
         print(json.dumps(summary))

@@ -44,6 +44,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--input", type=str, required=True,
                         help="a video file, a folder of videos, or 'embedded:val' (held-out end of the bundled clips)")
     parser.add_argument("--out", type=str, required=True, help="output folder for <name>.mp4/.gif/.npz")
+    parser.add_argument("--split", type=Literal["all", "train", "val"], default="all",
+                        help="of a folder --input: every file (all), or the files of the DataModule's hash split")
     parser.add_argument("--num_samples", type=int, default=3, help="futures sampled per input (K)")
     parser.add_argument("--seed", type=int, default=0, help="same seed and arguments → same videos")
     parser.add_argument("--temperature", type=float, default=1.0)
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         args.num_frames = args.num_frames or spec.num_frames
         window_starts(args.num_frames, spec.num_frames, spec.num_given_frames)  # refuses too few frames
         models = load_prediction_models(args.vqvae, args.top, args.bottom, torch.device(args.device))
-        sources = resolve_inputs(args.input, args.start_frame, spec)
+        sources = resolve_inputs(args.input, args.start_frame, spec, args.split)
     except (CheckpointError, SourceError, FileNotFoundError, ValueError) as error:
         print(f"vqvideo predict: {error}", file=sys.stderr)
         return 2

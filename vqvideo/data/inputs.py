@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from vqvideo.data.index import probe_video
-from vqvideo.data.sources import embedded_clips, find_videos
+from vqvideo.data.sources import embedded_clips, find_videos, in_split
 from vqvideo.data.video import KnownSource, VideoReadError, read_clip
 from vqvideo.data.windows import split_frame_range, stride_for_fps
 
@@ -53,8 +53,9 @@ class LoadedInput:
     clip: torch.Tensor
 
 
-def resolve_inputs(input_arg: str, start_frame: int, spec: InputSpec) -> list[InputSource]:
-    """A video file, a folder of videos (recursive), or 'embedded:val' → the sources to predict."""
+def resolve_inputs(input_arg: str, start_frame: int, spec: InputSpec, split: str = "all") -> list[InputSource]:
+    """A video file, a folder of videos (recursive; of it, `split`: 'all' files, or the 'train'/'val' files of the
+    DataModule's hash split), or 'embedded:val' → the sources to predict."""
     if start_frame < 0:
         raise ValueError(f"--start_frame must be >= 0, got {start_frame}")
     if input_arg == EMBEDDED_VAL:
@@ -66,9 +67,11 @@ def resolve_inputs(input_arg: str, start_frame: int, spec: InputSpec) -> list[In
         return sources
     path = Path(input_arg).expanduser()
     if path.is_dir():
-        files = find_videos(path)
+        files = [file for file in find_videos(path)
+                 if in_split(file.relative_to(path).as_posix(), split, spec.val_fraction)]
         if not files:
-            raise FileNotFoundError(f"--input {path} is a folder without video files (.mp4, .avi, .mkv, .webm, .mov)")
+            raise FileNotFoundError(f"--input {path} is a folder without video files (.mp4, .avi, .mkv, .webm, .mov)"
+                                    + ("" if split == "all" else f" in split {split!r}: --split all takes every file"))
     elif path.is_file():
         files = [path]
     else:

@@ -65,6 +65,11 @@ def hash_split(rel_path: str, val_fraction: float) -> str:
     return "val" if unit < val_fraction else "train"
 
 
+def in_split(rel_path: str, split: str, val_fraction: float) -> bool:
+    """Whether a plain folder's file belongs to `split`: 'all' takes every file, 'train'/'val' follow `hash_split`."""
+    return split == "all" or hash_split(rel_path, val_fraction) == split
+
+
 def find_videos(root: Path) -> list[Path]:
     """Every file under `root` (recursively, sorted) whose extension is a video container we read."""
     found = []

@@ -78,8 +78,8 @@ def prepare(cfg: Namespace) -> Setup:
     clips = plan_eval_clips(datamodule, cfg.split, cfg.num_clips)
     if not clips:
         raise ValueError(f"split {cfg.split!r} of {cfg.data.root or 'the bundled clips'} has no {num_frames}-frame "
-                         f"clip at stride {spec.frame_stride}: choose another --split or --data.root, or fewer "
-                         "--num_frames")
+                         f"clip at stride {spec.frame_stride}: --split all takes every readable file of the root (no "
+                         "hash split); or choose another --split or --data.root, or fewer --num_frames")
     cfg.batch_size = min(cfg.batch_size, len(clips))  # never sample padding rows a bigger batch would need
     return Setup(spec, num_frames, starts, models, datamodule, clips, i3d)
 
