@@ -74,6 +74,7 @@ bench: bench-data bench-cache bench-sample bench-train bench-channels-last
 
 bench-data: install
 	$(BIN)/python benchmarks/bench_data.py $(ARGS)
+	$(BIN)/python benchmarks/bench_data_defects.py
 
 bench-cache: install
 	$(BIN)/python benchmarks/bench_cache.py $(ARGS)
