@@ -50,8 +50,8 @@ def kept_frames_message(entry: VideoEntry) -> str:
                 f"using the {entry.num_frames}")
     header = f", its header promises {entry.header_frames}" if entry.header_frames else ""
     return (f"video {entry.path}: using frames 0..{entry.num_frames - 1}, the {entry.num_frames} that read exactly; "
-            f"PyAV presents {entry.decoded_frames}{header}: the last {entry.frames_lost} are damaged or within the "
-            f"read-ahead margin of the damage")
+            f"PyAV presents {entry.decoded_frames}{header}: the last {entry.frames_lost} come after damage or do "
+            f"not read back exactly")
 
 
 class NoReadableVideoError(RuntimeError):
