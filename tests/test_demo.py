@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import vqvideo.demo as demo
+from vqvideo.data.sources import hash_split
+from vqvideo.data.sprites import SpriteStyle, write_dataset
 from vqvideo.lit.precision import PrecisionProbe, time_bf16_against_float32
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,6 +144,30 @@ def test_other_output_folder_gets_rewritten_configs(run, tmp_path):
     config = out / "configs" / "vqvae.yaml"
     assert fake.ran[0][1][5] == str(config)
     assert demo.CONFIG_OUT not in config.read_text() and str(out) in config.read_text()
+
+
+def test_a_folder_of_videos_sets_every_stage_on_it(run, tmp_path):
+    videos = tmp_path / "videos"
+    write_dataset(videos, 12, 0, SpriteStyle(size=32, num_frames=16, radius=(3.0, 6.0)))
+    out = tmp_path / "on_folder"
+    code, ran, fake = run(f"--data={videos}", out=out)
+    assert code == 0 and ran == ALL
+    for stage in ("vqvae", "precompute", "top_prior", "bottom_prior"):
+        text = (out / "configs" / f"{stage}.yaml").read_text()
+        data = yaml.safe_load(text)["data"]
+        assert (data.get("init_args") or data)["root"] == str(videos) and demo.CONFIG_OUT not in text
+    held_out = sorted(path.name for path in (out / "held_out").iterdir())
+    assert held_out and all(hash_split(name, 0.2) == "val" for name in held_out)
+    assert f"--input={out / 'held_out'}" in fake.command_of("predict")
+    assert f"--input={out / 'held_out'}" in fake.command_of("rollout")
+    eval_command = fake.command_of("eval")
+    assert f"--data.root={videos}" in eval_command and "--data.max_clips_per_video=1" in eval_command
+    assert json.loads((out / "timings.json").read_text())["data"] == str(videos)
+
+
+def test_not_a_folder_of_videos_fails_with_the_fix(run, tmp_path, capsys):
+    code, ran, _ = run(f"--data={tmp_path / 'missing'}", out=tmp_path / "x")
+    assert code == 1 and ran == [] and "pass a folder of videos, 'sprites'" in capsys.readouterr().err
 
 
 TRAINING = ("vqvae", "top_prior", "bottom_prior")
