@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 class FakeStages:
     """Stands in for `subprocess.run`: records each stage and writes the output a real run would."""
 
-    def __init__(self, out: Path, fail: str | None = None):
-        self.out, self.fail, self.ran = out, fail, []
+    def __init__(self, out: Path, fail: str | None = None, time_cap: str | None = None):
+        self.out, self.fail, self.time_cap, self.ran = out, fail, time_cap, []
 
     def __call__(self, command, **kwargs):
         stage = self.stage_of(command)
@@ -41,6 +41,9 @@ class FakeStages:
             (folder / "report.json").write_text("{}")
         else:
             (self.out / f"{stage}.ckpt").write_bytes(stage.encode() * (len(self.ran) + 1))
+            steps = 70 if stage == self.time_cap else 100
+            (self.out / f"{stage}.steps.json").write_text(json.dumps(
+                {"steps": steps, "max_steps": 100, "time_cap_hit": steps < 100, "seconds": 1.0}))
         return type("Result", (), {"returncode": 0})()
 
     @staticmethod
@@ -82,8 +85,8 @@ def probe(monkeypatch):
 def run(monkeypatch, tmp_path, probe):
     monkeypatch.chdir(REPO)  # configs are found relative to the repository root
 
-    def run_demo(*args, out=tmp_path / "demo", fail=None):
-        fake = FakeStages(out, fail)
+    def run_demo(*args, out=tmp_path / "demo", fail=None, time_cap=None):
+        fake = FakeStages(out, fail, time_cap)
         monkeypatch.setattr(demo.subprocess, "run", fake)
         code = demo.main([f"--out={out}", "--sampler=naive", *args])
         return code, [stage for stage, _ in fake.ran], fake
@@ -163,6 +166,14 @@ def test_a_folder_of_videos_sets_every_stage_on_it(run, tmp_path):
     eval_command = fake.command_of("eval")
     assert f"--data.root={videos}" in eval_command and "--data.max_clips_per_video=1" in eval_command
     assert json.loads((out / "timings.json").read_text())["data"] == str(videos)
+
+
+def test_a_time_cap_is_announced_and_recorded(run, tmp_path, capsys):
+    code, _, _ = run(time_cap="top_prior")
+    assert code == 0 and "WARNING: top_prior was stopped by its wall-clock cap at step 70 of 100" in capsys.readouterr().out
+    stages = json.loads((tmp_path / "demo" / "timings.json").read_text())["stages"]
+    assert stages["top_prior"]["time_cap_hit"] and stages["top_prior"]["steps"] == 70
+    assert not stages["vqvae"]["time_cap_hit"] and stages["vqvae"]["steps"] == 100
 
 
 def test_not_a_folder_of_videos_fails_with_the_fix(run, tmp_path, capsys):

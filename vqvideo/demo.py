@@ -49,6 +49,7 @@ from vqvideo.sampling import DEFAULT_SAMPLER, SAMPLER_NAMES
 CONFIG_DIR = Path("experiments/demo")
 CONFIG_OUT = "outputs/demo"  # the output folder written in the demo configs
 TIMINGS_NAME = "timings.json"
+STEPS_SUFFIX = ".steps.json"  # <stage>.steps.json: the StepBudget callback's record of a training stage
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,8 @@ ROLLOUT_FRAMES = 40  # 16 + 2 more windows of 12 new frames each, cut to 40
 # 4 samples each, no I3D (FVD reported missing, with where to get the weights): about a minute on 2 cores.
 # `make eval` uses the same settings, so after the demo it rebuilds this report.
 EVAL_SAMPLES, EVAL_BATCH = 4, 5
-CLEANED = [stage.output for stage in STAGES] + ["tb", "configs", "held_out", TIMINGS_NAME]
+CLEANED = [stage.output for stage in STAGES] + ["tb", "configs", "held_out", TIMINGS_NAME] + [
+    f"{stage.name}{STEPS_SUFFIX}" for stage in STAGES if stage.done_file.endswith(".ckpt")]
 
 
 def build_parser() -> ArgumentParser:
@@ -200,6 +202,19 @@ def run_stage(stage: Stage, command: list[str]) -> float:
     return seconds
 
 
+def step_budget(out: Path, stage: str) -> dict:
+    """A training stage's StepBudget record ({} for other stages): steps run, and whether its time cap ended it."""
+    path = out / f"{stage}{STEPS_SUFFIX}"
+    if not path.is_file():
+        return {}
+    record = json.loads(path.read_text())
+    if record["time_cap_hit"]:
+        print(f"[demo] WARNING: {stage} was stopped by its wall-clock cap at step {record['steps']} of "
+              f"{record['max_steps']}: this demo's numbers will differ from a run that finished its steps "
+              f"(recorded in {TIMINGS_NAME})", flush=True)
+    return {"steps": record["steps"], "max_steps": record["max_steps"], "time_cap_hit": record["time_cap_hit"]}
+
+
 def clean(out: Path) -> None:
     """Delete only what the demo writes (never the whole folder)."""
     for name in CLEANED:
@@ -239,7 +254,7 @@ def run_demo(args: Namespace) -> dict:
             command = stage_command(stage.name, out, args, overwrite_cache=upstream_ran, precision=precision,
                                     data=data)
             seconds = run_stage(stage, command)
-            record = {"status": "ran", "seconds": round(seconds, 1)}
+            record = {"status": "ran", "seconds": round(seconds, 1), **step_budget(out, stage.name)}
             upstream_ran = True
         done = out / stage.done_file
         if not done.is_file():

@@ -32,9 +32,12 @@ class SpriteStyle:
 
     size: frame height = width in pixels. num_frames: frames per video. fps: the files' frame rate.
     num_sprites: sprites per video. radius: sprite half-size in pixels. speed: pixels per frame.
-    shapes: names from SHAPES. saturation / value: HSV ranges of sprite colours (hue is uniform).
+    shapes: names from SHAPES. saturation / value: HSV ranges of sprite colours.
+    num_hues: sprite hues come from this many evenly spaced hues starting at `hue_offset` (a palette, which a
+        codebook of a few hundred codes can hold); None = any hue.
     background: 'flat' (one random colour) or 'gradient' (a random linear ramp between two colours).
     background_value: HSV value range of the background colours (dark backgrounds keep sprites visible).
+    num_background_hues: like num_hues, for the background colours (offset half a step from the sprites').
     """
 
     size: int = 64
@@ -48,6 +51,9 @@ class SpriteStyle:
     value: tuple[float, float] = (0.7, 1.0)
     background: str = "flat"
     background_value: tuple[float, float] = (0.05, 0.35)
+    num_hues: int | None = None
+    num_background_hues: int | None = None
+    hue_offset: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = [shape for shape in self.shapes if shape not in SHAPES]
@@ -87,8 +93,11 @@ def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
     return float(rng.uniform(bounds[0], bounds[1]))
 
 
-def random_colour(rng: np.random.Generator, saturation: tuple[float, float], value: tuple[float, float]):
-    return hsv_to_rgb(float(rng.uniform()), _uniform(rng, saturation), _uniform(rng, value))
+def random_colour(rng: np.random.Generator, saturation: tuple[float, float], value: tuple[float, float],
+                  num_hues: int | None = None, hue_offset: float = 0.0):
+    """RGB in [0, 1]: saturation and value uniform in their ranges; hue uniform, or one of `num_hues` even steps."""
+    hue = float(rng.uniform()) if num_hues is None else (int(rng.integers(num_hues)) / num_hues + hue_offset) % 1.0
+    return hsv_to_rgb(hue, _uniform(rng, saturation), _uniform(rng, value))
 
 
 def random_sprite(rng: np.random.Generator, style: SpriteStyle) -> Sprite:
@@ -96,7 +105,7 @@ def random_sprite(rng: np.random.Generator, style: SpriteStyle) -> Sprite:
     start = tuple(float(rng.uniform(radius, style.size - radius)) for _ in range(2))
     angle, speed = float(rng.uniform(0, 2 * np.pi)), _uniform(rng, style.speed)
     shape = style.shapes[int(rng.integers(len(style.shapes)))]
-    colour = random_colour(rng, style.saturation, style.value)
+    colour = random_colour(rng, style.saturation, style.value, style.num_hues, style.hue_offset)
     return Sprite(shape, radius, start, (speed * np.sin(angle), speed * np.cos(angle)), colour)
 
 
@@ -124,10 +133,11 @@ def coverage(sprite: Sprite, centre: tuple[float, float], size: int) -> np.ndarr
 
 def background(rng: np.random.Generator, style: SpriteStyle) -> np.ndarray:
     """(size, size, 3) float32 in [0, 1]."""
-    first = np.array(random_colour(rng, (0.2, 0.8), style.background_value), dtype=np.float32)
+    hues, offset = style.num_background_hues, style.hue_offset + 0.5 / (style.num_background_hues or 1)
+    first = np.array(random_colour(rng, (0.2, 0.8), style.background_value, hues, offset), dtype=np.float32)
     if style.background == "flat":
         return np.broadcast_to(first, (style.size, style.size, 3)).copy()
-    second = np.array(random_colour(rng, (0.2, 0.8), style.background_value), dtype=np.float32)
+    second = np.array(random_colour(rng, (0.2, 0.8), style.background_value, hues, offset), dtype=np.float32)
     angle = float(rng.uniform(0, 2 * np.pi))
     ys, xs = np.mgrid[0:style.size, 0:style.size].astype(np.float32) / (style.size - 1)
     ramp = np.clip(0.5 + (np.sin(angle) * (ys - 0.5) + np.cos(angle) * (xs - 0.5)), 0, 1)[..., None]
