@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-import vqvideo.demo as demo
+import vqvideo.commands.demo as demo
 from vqvideo.data.sources import hash_split
 from vqvideo.data.sprites import SpriteStyle, write_dataset
 from vqvideo.lit.precision import PrecisionProbe, time_bf16_against_float32

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
+
+from vqvideo.lit.configs import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -77,8 +78,8 @@ def test_markdown_and_json_written(cpu_check):
 def test_cuda_command_lines_parse(tmp_path):
     """The CUDA run's `vqvideo` command lines are valid for each tool's parser (flags, types, devices "1,")."""
     from vqvideo.lit.cli import build_cli
-    from vqvideo.precompute import build_parser as precompute_parser
-    from vqvideo.predict import build_parser as predict_parser
+    from vqvideo.commands.precompute import build_parser as precompute_parser
+    from vqvideo.commands.predict import build_parser as predict_parser
 
     profile = gpu_check.profile_for("cuda:1")
     assert (profile.accelerator, profile.precision, profile.autocast) == ("gpu", "bf16-mixed", torch.bfloat16)
@@ -106,7 +107,7 @@ def test_stage_settings_do_not_leak_between_parts():
 
 def test_derived_configs_move_outputs_and_shrink(tmp_path):
     config_dir = gpu_check.derive_experiment("kinetics600_256", tmp_path, gpu_check.TINY)
-    vqvae = yaml.safe_load((config_dir / "vqvae.yaml").read_text())
+    vqvae = read_yaml(config_dir / "vqvae.yaml")
     assert vqvae["data"]["init_args"]["resolution"] == 32 and vqvae["model"]["init_args"]["vqvae"]["code_dim"] == 8
     assert vqvae["model"]["init_args"]["vqvae"]["bottom_stride"] == [2, 4, 4]  # the rest is the paper's
     top = (config_dir / "top_prior.yaml").read_text()

@@ -1,9 +1,10 @@
 """The `vqvideo` command: one entry point for every stage.
 
 `fit`, `validate` and `test` are LightningCLI (`parser_mode="omegaconf"`, so configs in `experiments/` may
-interpolate). Every other command is a tool with its own jsonargparse parser (each takes `--config YAML` too):
-`predict`, `precompute`, `eval`, `describe`, `data-summary` and `demo`. A tool's module is imported only when it runs, so
-`vqvideo --help` stays fast.
+interpolate). Every other command is a tool: a module with `build_parser()` (jsonargparse) and `main(argv) -> int`,
+listed in `TOOLS` below. The pipeline's tools live in `vqvideo/commands/`; the two features that are tools of their
+own keep their command inside their package (`evaluation/command.py`, `human_eval/command.py`). Library code never
+lives in a command module. A tool's module is imported only when it runs, so `vqvideo --help` stays fast.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import sys
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test")
 TOOLS = {
-    "predict": "vqvideo.predict",
-    "precompute": "vqvideo.precompute",
-    "describe": "vqvideo.describe",
-    "data-summary": "vqvideo.data.summary",
-    "demo": "vqvideo.demo",
+    "predict": "vqvideo.commands.predict",
+    "precompute": "vqvideo.commands.precompute",
+    "describe": "vqvideo.commands.describe",
+    "data-summary": "vqvideo.commands.data_summary",
+    "demo": "vqvideo.commands.demo",
     "human-eval": "vqvideo.human_eval.command",
-    "eval": "vqvideo.evaluate",
-    "make-sprites": "vqvideo.make_sprites",
+    "eval": "vqvideo.evaluation.command",
+    "make-sprites": "vqvideo.commands.make_sprites",
 }
 
 USAGE = """usage: vqvideo {fit,validate,test,predict,precompute,eval,describe,data-summary,demo,human-eval,make-sprites} ...
