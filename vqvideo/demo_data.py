@@ -59,7 +59,10 @@ def rewrite_config(text: str, config_out: str, out: Path, root: Path | None) -> 
         return text
     settings = yaml.safe_load(text)
     data = settings["data"]
-    (data["init_args"] if "init_args" in data else data)["root"] = str(root)
+    data = data["init_args"] if "init_args" in data else data
+    if "root" not in data:  # the priors read the code cache, not videos
+        return text
+    data["root"] = str(root)
     header = f"# experiments/demo config, rewritten by `vqvideo demo`: outputs in {out}, data root {root}\n"
     return header + yaml.safe_dump(settings, sort_keys=False)
 
