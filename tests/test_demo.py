@@ -234,3 +234,16 @@ def test_the_probe_times_the_demo_vqvae_training_step_in_both_precisions(monkeyp
 
     probe = time_bf16_against_float32(recording_loss, repeats=2)
     assert calls == [False, True] * 3 and probe.float32_ms > 0 and probe.bf16_ms > 0
+
+
+@pytest.mark.parametrize("stage", ["vqvae", "top_prior", "bottom_prior"])
+def test_configs_rewritten_for_a_folder_parse_through_the_cli(monkeypatch, tmp_path, capsys, stage):
+    from vqvideo.lit.cli import build_cli
+
+    monkeypatch.chdir(REPO)
+    config = demo.config_for(stage, tmp_path / "out", tmp_path / "videos")
+    with pytest.raises(SystemExit) as exit_info:
+        build_cli(["fit", "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    data = yaml.safe_load(capsys.readouterr().out)["data"]["init_args"]
+    assert data.get("root") == (str(tmp_path / "videos") if stage == "vqvae" else None)
