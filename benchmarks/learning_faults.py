@@ -96,6 +96,12 @@ def fault_config(demo: Path, stage: str, work: Path) -> Path:
     return path
 
 
+def run_command(argv: list[str]) -> None:
+    code = cli_main(argv)
+    if code:
+        raise SystemExit(f"learning_faults: `vqvideo {' '.join(argv)}` failed (exit {code}); see its log above")
+
+
 def psnr_of(report: dict, system: str) -> float:
     return report["frame_quality"]["systems"][system]["psnr"]["mean"]
 
@@ -106,12 +112,12 @@ def run_fault(name: str, demo: Path, args: argparse.Namespace) -> dict:
     with FAULTS[name]():
         for stage, steps in (("top_prior", args.top_steps), ("bottom_prior", args.bottom_steps)):
             override = [] if steps is None else [f"--trainer.max_steps={steps}"]
-            cli_main(["fit", "--config", str(fault_config(demo, stage, work)), *override])
+            run_command(["fit", "--config", str(fault_config(demo, stage, work)), *override])
         checkpoints = [f"--vqvae={demo / 'vqvae.ckpt'}", f"--top={work / 'top_prior.ckpt'}",
                        f"--bottom={work / 'bottom_prior.ckpt'}"]
         data = [] if timings.get("data", "bundled clips") == "bundled clips" else [
             f"--data.root={timings['data']}", "--data.max_clips_per_video=1", f"--num_clips={args.num_clips}"]
-        cli_main(["eval", *checkpoints, f"--out={work / 'eval'}", f"--num_samples={args.num_samples}",
+        run_command(["eval", *checkpoints, f"--out={work / 'eval'}", f"--num_samples={args.num_samples}",
                   "--batch_size=5", "--overwrite", *data])
     report = json.loads((work / "eval" / "report.json").read_text())
     samples, copy_last = psnr_of(report, "sample_mean"), psnr_of(report, "copy_last")
@@ -123,8 +129,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo", type=Path, default=Path("outputs/sprites"), help="a finished `vqvideo demo` folder")
     parser.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated, from {', '.join(FAULTS)}")
-    parser.add_argument("--top_steps", type=int, default=None, help="default: the demo config's")
-    parser.add_argument("--bottom_steps", type=int, default=None, help="default: the demo config's")
+    parser.add_argument("--top_steps", type=int, default=None,
+                        help="default: the demo config's (at least one validation interval, 25: the best checkpoint)")
+    parser.add_argument("--bottom_steps", type=int, default=None, help="default: the demo config's (at least 50)")
     parser.add_argument("--num_clips", type=int, default=10)
     parser.add_argument("--num_samples", type=int, default=2)
     parser.add_argument("--margin", type=float, default=0.0, help="dB samples must beat copy-last by")
