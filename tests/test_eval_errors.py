@@ -1,6 +1,9 @@
-"""`vqvideo eval` refuses bad input before any sampling, with one message naming the file or value and the fix."""
+"""`vqvideo eval` refuses bad input before any sampling, with one message naming the file or value and the fix;
+`--split all` scores every file of a folder the hash split would leave out."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from data_videos import source_frames, write_video
@@ -70,3 +73,15 @@ def test_a_folder_with_no_file_in_the_split_names_split_all(checkpoints, tmp_pat
         write_video(tmp_path / "folder" / name, source_frames(24, which=2), width=32, height=32)
     message = run_failing(checkpoints, tmp_path, capsys, f"--data.root={tmp_path / 'folder'}")
     assert "split 'val'" in message and "--split all" in message
+
+
+def test_split_all_scores_every_file_of_a_folder(checkpoints, tmp_path):
+    folder = tmp_path / "folder"
+    for number in range(3):
+        write_video(folder / f"held_out_{number}.mp4", source_frames(24, which=number), width=32, height=32)
+    args = eval_args(checkpoints, tmp_path / "out", tmp_path / "index", f"--data.root={folder}", "--split=all",
+                     "--num_samples=1")
+    assert vqvideo_main(["eval", *args]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["settings"]["data"]["split"] == "all" and report["clips"]["failed"] == []
+    assert {clip["rel_path"] for clip in report["clips"]["list"]} == {f"held_out_{n}.mp4" for n in range(3)}
