@@ -18,7 +18,7 @@ from vqvideo.data.fixed_clips import FixedClipsDataModule
 from vqvideo.data.gpu_decode import NvCodecFrames, clip_request, decode_clip_batch, import_nvcodec
 from vqvideo.data.sources import embedded_clips
 from vqvideo.data.video import (FrameSize, GpuDecodeUnavailable, VideoReadError, cut_clip, decode_frames,
-                                probe_frame_size, read_clip, resize_frames, resized_size)
+                                probe_frame_size, read_clip, resize_frames, resized_frames, resized_size)
 
 CPU = torch.device("cpu")
 NVENC_MISSING = ("Failed to load NVENC library: libnvidia-encode.so.1: cannot open shared object file: No such file "
@@ -248,3 +248,17 @@ def test_lightning_calls_the_decoding_hook_with_planning_workers(tmp_path):
                       enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
     trainer.fit(module, datamodule=dm)
     assert module.shapes == [((2, 3, 16, 32, 32), torch.float32, "cpu")] * 2
+
+
+@pytest.mark.parametrize("read_mode", ["in_order", "pyav"])
+def test_files_the_probe_found_unseekable_or_damaged_are_read_by_the_cpu_reader(carphone, native, read_mode):
+    """A stream-copy cut, an open GOP or a damaged file (the index's read_mode) is never handed to the GPU decoder,
+    which seeks: its clip is the CPU reader's, pixel for pixel, in the same batch as a GPU-decoded clip."""
+    indices = [30, 31, 32, 33]
+    requests = [clip_request(carphone, indices, (144, 176), 120, 64, "center", False, read_mode=read_mode),
+                clip_request(carphone, indices, (144, 176), 120, 64, "center", False)]
+    source = stand_in(native)
+    video, errors = decode_clip_batch(source, default_collate(requests), 64, CPU)
+    assert errors == ["", ""] and len(source.opened) == 1  # only the seekable clip reached the GPU decoder
+    frames = resized_frames(carphone, indices, 64, source_size=(144, 176), read_mode=read_mode)
+    assert torch.equal(video[0], cut_clip(frames, 64, "center", False))

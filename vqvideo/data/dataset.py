@@ -83,7 +83,7 @@ class ClipDataset(Dataset):
         if spec.decode_device == "gpu":  # no CUDA in workers: plan the clip, the DataModule decodes it on the GPU
             frame_indices = [start + i * window.frame_stride for i in range(spec.num_frames)]
             pixels = clip_request(entry.path, frame_indices, (entry.height, entry.width), entry.num_frames,
-                                  spec.resolution, crop, flip)
+                                  spec.resolution, crop, flip, read_mode=entry.read_mode)
         elif held is not None:
             frames = held.clip(start, spec.num_frames, window.frame_stride)  # (T, H', W', 3) uint8 view
             pixels = {"video": cut_clip(frames, spec.resolution, crop, flip)}

@@ -70,7 +70,7 @@ class FixedClipDataset(Dataset):
         source_size = self.source_sizes.get(clip.video_path)
         try:
             return {**clip_request(clip.video_path, frame_indices, source_size, None, self.resolution, "center",
-                                   clip.flip), "read_error": ""}
+                                   clip.flip, read_mode=self.read_modes.get(clip.video_path)), "read_error": ""}
         except VideoReadError as error:  # its header is unreadable: same keys, nothing to decode
             warnings.warn(f"clip {clip.clip_id} not read: {error}", stacklevel=2)
             blank = clip_request(clip.video_path, frame_indices, (self.resolution, self.resolution), None,

@@ -161,17 +161,18 @@ def frame_source(device_id: int, sample_path: str) -> FrameSource:
 
 # ----- planning in the workers, decoding after the transfer --------------------------------------------------------
 def clip_request(path: str, frame_indices: list[int], source_size: tuple[int, int] | None, num_frames: int | None,
-                 resolution: int, crop: str, flip: bool, generator: torch.Generator | None = None) -> dict:
+                 resolution: int, crop: str, flip: bool, generator: torch.Generator | None = None,
+                 read_mode: str | None = None) -> dict:
     """What a DataLoader worker hands over for one clip instead of its pixels (no CUDA there): the crop's corner is
     drawn as `cut_clip` draws it, on the size `resized_frames` delivers. Collated: video_path list[str];
     frame_indices (B, T), source_size (B, 2), frames_available (B,) (-1: unknown), crop_offset (B, 2) int64;
-    flip (B,) bool."""
+    flip (B,) bool; read_mode list[str] (the index's `VideoEntry.read_mode`, "" if unknown)."""
     size = FrameSize(*source_size) if source_size is not None else probe_frame_size(path)
     offsets = crop_offsets(resized_size(size, resolution), resolution, crop, generator)
     return {"video_path": path, "frame_indices": torch.tensor(frame_indices, dtype=torch.int64),
             "source_size": torch.tensor(tuple(size), dtype=torch.int64),
             "frames_available": num_frames if num_frames is not None else -1,
-            "crop_offset": torch.tensor(tuple(offsets), dtype=torch.int64), "flip": flip}
+            "crop_offset": torch.tensor(tuple(offsets), dtype=torch.int64), "flip": flip, "read_mode": read_mode or ""}
 
 
 def decode_clip(source: FrameSource, batch: dict, item: int, resolution: int) -> torch.Tensor:
@@ -185,9 +186,10 @@ def decode_clip(source: FrameSource, batch: dict, item: int, resolution: int) ->
 
 
 def decode_on_cpu(batch: dict, item: int, resolution: int) -> torch.Tensor:
-    """The same clip through the CPU decoder (for a file the GPU decoder cannot read)."""
+    """The same clip through the CPU decoder (for a file the GPU decoder cannot read, or must not seek in)."""
     frames = resized_frames(batch["video_path"][item], batch["frame_indices"][item].tolist(), resolution,
-                            source_size=tuple(batch["source_size"][item].tolist()))
+                            source_size=tuple(batch["source_size"][item].tolist()),
+                            read_mode=_read_mode(batch, item))
     return crop_and_scale(frames, FrameSize(*batch["crop_offset"][item].tolist()), resolution,
                           bool(batch["flip"][item]))
 
@@ -205,7 +207,10 @@ def decode_clip_batch(source: FrameSource, batch: dict, resolution: int,
             errors.append(earlier)
             continue
         try:
-            clip = decode_clip(source, batch, item, resolution)
+            # the probe found seeking wrong in this file (a stream-copy cut, an open GOP) or a damaged packet: only
+            # the CPU reader's in-order or PyAV decode gives its presentation frames
+            needs_cpu = _read_mode(batch, item) in CPU_ONLY_READ_MODES
+            clip = decode_on_cpu(batch, item, resolution) if needs_cpu else decode_clip(source, batch, item, resolution)
             errors.append("")
         except VideoReadError as gpu_error:
             clip, error = _cpu_fallback(batch, item, resolution, gpu_error)
@@ -215,6 +220,11 @@ def decode_clip_batch(source: FrameSource, batch: dict, resolution: int,
 
 
 _WARNED: set[str] = set()
+CPU_ONLY_READ_MODES = ("in_order", "pyav")
+
+
+def _read_mode(batch: dict, item: int) -> str | None:
+    return batch.get("read_mode", [""] * (item + 1))[item] or None
 
 
 def _cpu_fallback(batch: dict, item: int, resolution: int, gpu_error: VideoReadError) -> tuple[torch.Tensor, str]:
