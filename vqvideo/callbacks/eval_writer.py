@@ -41,7 +41,7 @@ def clip_outputs(prediction: dict[str, Any]) -> list[ClipOutput | str]:
             top_only=_numpy(prediction["top_only"])[row], samples=_numpy(prediction["samples"])[row],
             codes=pick("codes"), sample_codes=pick("sample_codes"),
             bits={name: float(value) for name, value in pick("bits").items()}, features=pick("features"),
-            seconds=seconds))
+            seconds=seconds, slice_bits=pick("slice_bits")))
     return outputs
 
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 from torch import nn
 
+from vqvideo.evaluation.diagnostics import slice_bits
 from vqvideo.metrics.fvd import i3d_features
 from vqvideo.models.vqvae import encode_given_frames
 from vqvideo.sampling import get_sampler
@@ -103,6 +104,7 @@ class EvalModule(LightningModule):
                                             "given_top": prediction.given_codes.top,
                                             "given_bottom": prediction.given_codes.bottom}),
             "bits": self._teacher_forced_bits(codes.top, codes.bottom, given.top, given.bottom),
+            "slice_bits": slice_bits(self.top_prior, self.bottom_prior, codes, given, num_clips),
         }
         started = time.perf_counter()
         outputs["features"] = self._features(outputs) if self.i3d is not None else {}
