@@ -13,7 +13,7 @@ OUT ?= outputs/demo
 LOGDIR ?= outputs
 
 .PHONY: install test test-all demo train-vqvae precompute train-top train-bottom predict eval \
-        bench bench-data bench-cache bench-sample bench-train bench-channels-last gpu-check tensorboard human-eval-demo clean
+        bench bench-data bench-cache bench-sample bench-train bench-channels-last bench-gpu-decode gpu-check tensorboard human-eval-demo clean
 
 install: $(VENV)/.installed
 
@@ -85,6 +85,10 @@ bench-sample: install
 DEVICE ?= cuda
 gpu-check: install
 	$(BIN)/python benchmarks/gpu_check.py --device $(DEVICE) $(ARGS)
+
+# GPU vs CPU clip decoding through the DataModule (needs a CUDA GPU and `pip install '.[gpu]'`; docs/gpu-decoding.md)
+bench-gpu-decode: install
+	$(BIN)/python benchmarks/bench_gpu_decode.py $(ARGS)
 
 bench-train: install
 	$(BIN)/python benchmarks/bench_train.py $(ARGS)

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
-from vqvideo import precompute
+from vqvideo.cache.dataset import TARGET_ARRAYS, CodesDataModule, splice_codes
 from vqvideo.cache.manifest import CODE_ARRAYS, read_manifest
 from vqvideo.cache.shards import open_shard
-from vqvideo.cache.dataset import TARGET_ARRAYS, CodesDataModule, splice_codes
+from vqvideo.commands import precompute
+from vqvideo.lit.configs import read_yaml
 
 DEMO_VQVAE_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "demo" / "vqvae.yaml"
 
@@ -56,7 +56,7 @@ def demo_checkpoint(workdir: Path) -> Path:
 
     from vqvideo.lit.vqvae_module import VQVAEModule
 
-    init_args = yaml.safe_load(DEMO_VQVAE_CONFIG.read_text())["model"]["init_args"]
+    init_args = read_yaml(DEMO_VQVAE_CONFIG)["model"]["init_args"]
     module = VQVAEModule(**init_args, clip_shape=demo_clip_shape())
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
@@ -67,7 +67,7 @@ def demo_checkpoint(workdir: Path) -> Path:
 
 def demo_clip_shape() -> tuple[int, int, int]:
     """(frames, height, width) of the demo VQ-VAE's training clips, from its YAML's data section."""
-    data = yaml.safe_load(DEMO_VQVAE_CONFIG.read_text())["data"]["init_args"]
+    data = read_yaml(DEMO_VQVAE_CONFIG)["data"]["init_args"]
     return data["num_frames"], data["resolution"], data["resolution"]
 
 

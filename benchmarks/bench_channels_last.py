@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from vqvideo.demo import vqvae_and_batch
+from vqvideo.lit.configs import vqvae_and_batch
 from vqvideo.models.memory_format import QUANTITIES, channels_last_mismatches, conv_input_shapes
 from vqvideo.models.vqvae import VQVAE
 

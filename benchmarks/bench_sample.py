@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from vqvideo.describe import build_module
+from vqvideo.lit.configs import build_module
 from vqvideo.sampling import NaiveSampler, get_sampler
 from vqvideo.sampling.base import SamplingOptions, ieee_float32, pick_codes, sampling_uniforms
 from vqvideo.sampling.cached import teacher_forced_logits

@@ -40,12 +40,12 @@ from typing import NamedTuple
 import numpy as np
 import pytorch_lightning as pl
 import torch
-import yaml
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench_cache import build_cache, demo_checkpoint
-from vqvideo.describe import class_and_args
+from vqvideo.lit.configs import class_and_args
+from vqvideo.lit.configs import read_yaml
 
 DEMO = Path(__file__).resolve().parents[1] / "experiments" / "demo"
 STAGES = ("vqvae", "top_prior", "bottom_prior")
@@ -99,7 +99,7 @@ class StepTimer(pl.Callback):
 
 
 def stage_config(stage: str) -> dict:
-    return yaml.safe_load((DEMO / f"{stage}.yaml").read_text())
+    return read_yaml(DEMO / f"{stage}.yaml")
 
 
 def build_datamodule(stage: str, workdir: Path, **overrides):

@@ -11,8 +11,11 @@ Parts (each timed, each pass/fail with its error; one failing part never stops t
   sampler   cached vs naive sampler on the device (benchmarks/bench_sample.py): the whole volume at the demo
             configs (identical codes), a timed prefix at the bench configs (naive ÷ cached, cached ÷ forward).
   pipeline  the demo pipeline through `vqvideo.cli.main`: fit VQ-VAE, precompute, fit both priors (a few steps each,
-            bf16-mixed), predict; the demo YAMLs with command-line overrides, outputs in a temporary folder.
-  decode    GPU video decoding (decord's NVDEC) vs CPU decoding of a bundled clip, or the exact error.
+            bf16-mixed), predict; the demo YAMLs with command-line overrides, outputs in a temporary folder; then a
+            few VQ-VAE steps with decode_device: gpu (skipped, with the reason, where the GPU decoder cannot run).
+  decode    GPU clip decoding (decode_device: gpu; PyNvVideoCodec, `pip install 'vqvideo[gpu]'`) vs every CPU core,
+            at 64 and 256 px through the DataModule: clips/s, pixel difference, same bytes twice
+            (benchmarks/bench_gpu_decode.py); "skipped: <why>" where the GPU decoder cannot run.
   compile   torch.compile on vs off for the paper VQ-VAE's training step: compile time and step time.
 `--device cpu` runs steps, sampler and pipeline with the same code at tiny shapes in float32 (the YAMLs shrunk by
 TINY below); decode and compile are CUDA-only and reported as skipped. Progress is printed as it goes; the last
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from bench_gpu_decode import measure as measure_gpu_decode
 from bench_sample import bench_bottom, bench_top, ratios
 from gpu_check_report import markdown
 from omegaconf import OmegaConf
@@ -62,6 +66,11 @@ TINY = {  # --device cpu: every experiment's YAMLs shrunk to 16×32×32 clips an
                      "data": {"init_args": {"batch_size": 2}}},
 }
 PIPELINE = {"precompute": {"data": {"max_clips_per_video": 2, "num_workers": 0}}}  # a few clips are enough
+GPU_DECODE = {"vqvae": {"data": {"init_args": {"decode_device": "gpu"}}}}  # the pipeline's decode_device gpu stage
+
+
+class PartSkipped(Exception):
+    """A part (or stage) that cannot run on this machine, and why: reported as skipped, not failed."""
 
 
 @dataclass(frozen=True)
@@ -138,11 +147,14 @@ def attempt(name: str, function: Callable[[], dict]) -> dict:
             result = function()
         failed = result.get("failed")
         outcome = {"ok": not failed, "result": result, **({"error": f"failed: {', '.join(failed)}"} if failed else {})}
+    except PartSkipped as reason:
+        outcome = {"ok": True, "skipped": str(reason)}
     except (Exception, SystemExit) as error:  # SystemExit: a CLI's argument error
         traceback.print_exc()
         outcome = {"ok": False, "error": f"{type(error).__name__}: {error}"[-1000:]}
     outcome["seconds"] = round(time.perf_counter() - start, 2)
-    status = "ok" if outcome["ok"] else f"FAILED ({outcome['error'][:200]})"
+    status = f"skipped ({outcome['skipped']})" if "skipped" in outcome else "ok" if outcome["ok"] else \
+        f"FAILED ({outcome['error'][:200]})"
     print(f"[gpu-check] {name}: {status} in {outcome['seconds']:.1f} s", flush=True)
     return outcome
 
@@ -222,32 +234,38 @@ def run_command(command: list[str]) -> dict:
     return {"command": "vqvideo " + " ".join(command)}
 
 
+def fit_with_gpu_decoding(configs: dict[str, Path], profile: Profile) -> dict:
+    """A few demo VQ-VAE steps with decode_device: gpu (clips decoded on the GPU after each batch's transfer)."""
+    from vqvideo.data.gpu_decode import frame_source
+    from vqvideo.data.sources import embedded_clips
+    from vqvideo.data.video import GpuDecodeUnavailable
+
+    device = torch.device(profile.device)
+    if device.type != "cuda":
+        raise PartSkipped(f"CUDA only (this run: {profile.device})")
+    try:
+        frame_source(device.index or 0, str(embedded_clips()[0]))
+    except GpuDecodeUnavailable as error:
+        raise PartSkipped(str(error)) from None
+    return run_command(pipeline_commands(configs["demo_gpu_decode"], profile)["vqvae"])
+
+
 def check_pipeline(configs: dict[str, Path], profile: Profile) -> dict:
     """Every stage runs even when an earlier one failed; each reports its own error."""
     stages = {name: attempt(f"pipeline: {name}", lambda command=command: run_command(command))
               for name, command in pipeline_commands(configs["demo"], profile).items()}
+    stages["vqvae_gpu_decode"] = attempt("pipeline: vqvae_gpu_decode", lambda: fit_with_gpu_decoding(configs, profile))
     return {"stages": stages, "failed": [name for name, stage in stages.items() if not stage["ok"]]}
 
 
 def check_decode(profile: Profile) -> dict:
-    """GPU vs CPU decoding of 16 frames of a bundled clip at 256 px; unsupported → the exact error."""
-    from vqvideo.data.sources import embedded_clips
-    from vqvideo.data.video import GpuDecodeUnavailable, decode_frames, probe_frame_size, resized_size
+    """GPU vs CPU clip decoding (benchmarks/bench_gpu_decode.py); skipped, saying why, where it cannot run."""
+    from vqvideo.data.video import GpuDecodeUnavailable
 
-    path = str(embedded_clips()[0])
-    size, frames = resized_size(probe_frame_size(path), 256), list(range(16))
-    start = time.perf_counter()
-    on_cpu = decode_frames(path, frames, size, "cpu")
-    cpu_s = time.perf_counter() - start
     try:
-        start = time.perf_counter()
-        on_gpu = decode_frames(path, frames, size, "gpu", torch.device(profile.device).index or 0)
+        return measure_gpu_decode(torch.device(profile.device))
     except GpuDecodeUnavailable as error:
-        return {"available": False, "error": str(error), "cpu_s": cpu_s}
-    difference = (on_cpu.int() - on_gpu.int()).abs()
-    return {"available": True, "file": path, "frames": len(frames), "size": list(size), "cpu_s": cpu_s,
-            "gpu_s": time.perf_counter() - start, "max_abs_diff": int(difference.max()),
-            "mean_abs_diff": float(difference.float().mean())}
+        raise PartSkipped(str(error)) from None
 
 
 def check_compile(configs: dict[str, Path], profile: Profile) -> dict:
@@ -358,6 +376,8 @@ def main(argv=None) -> int:
     with contextlib.ExitStack() as stack:
         work = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gpu_check_")))
         configs = {"demo": derive_experiment("demo", work, merged(profile.shrink, PIPELINE)),
+                   "demo_gpu_decode": derive_experiment("demo", work / "gpu_decode",
+                                                        merged(profile.shrink, PIPELINE, GPU_DECODE)),
                    "bench": derive_experiment("bench", work, profile.shrink),
                    "kinetics600_256": derive_experiment("kinetics600_256", work, profile.shrink)}
         outcomes = run_parts(args.parts, configs, profile,

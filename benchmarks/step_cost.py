@@ -1,6 +1,6 @@
 """A stage YAML's training step, measured: step time, peak memory, FLOP/s and MFU (for benchmarks/gpu_check.py).
 
-The stage module is built from its YAML by `vqvideo.describe.build_module` directly on the device (the latent facts
+The stage module is built from its YAML by `vqvideo.lit.configs.build_module` directly on the device (the latent facts
 linked as `vqvideo fit` links them), given a synthetic batch with the shapes and dtypes its DataModule yields
 (clips (B, 3, T, H, W) float in [-1, 1] for the VQ-VAE; int64 codes and slice indices for the priors), and stepped
 with its own `training_step` (the loss Lightning runs), backward, and the AdamW of its `optimization` settings;
@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from vqvideo.describe import build_module, describe_config, known_gpu_peak, load_yaml
+from vqvideo.lit.configs import build_module, read_yaml
+from vqvideo.lit.describe import describe_config, known_gpu_peak
 from vqvideo.lit.optimization import configure_optimization
 from vqvideo.lit.top_prior_module import TopPriorModule
 from vqvideo.lit.vqvae_module import VQVAEModule
@@ -147,7 +148,7 @@ def measure_stage(config: Path, device: torch.device, autocast_dtype, warmup: in
 
 def describe_batch_size(config: Path) -> int:
     """The per-device batch size of a stage YAML (data.init_args.batch_size)."""
-    return int(load_yaml(config)["data"]["init_args"]["batch_size"])
+    return int(read_yaml(config)["data"]["init_args"]["batch_size"])
 
 
 def matmul_flops(device: torch.device, dtype: torch.dtype, size: int, repeats: int) -> float:

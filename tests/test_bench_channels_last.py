@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from vqvideo.demo import vqvae_and_batch
+from vqvideo.lit.configs import vqvae_and_batch
 from vqvideo.models.memory_format import QUANTITIES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,10 +6,11 @@ import pytest
 import yaml
 
 from vqvideo.lit.cli import build_cli
+from vqvideo.lit.configs import read_yaml
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 LIGHTNING_CONFIGS = sorted(
-    p for p in EXPERIMENTS.rglob("*.yaml") if "model" in (yaml.safe_load(p.read_text()) or {})
+    p for p in EXPERIMENTS.rglob("*.yaml") if "model" in read_yaml(p)
 )
 
 

@@ -14,9 +14,9 @@ from cache_helpers import precompute_args, save_tiny_vqvae
 from codec_videos import corrupt_slices, cut_packet_mp4
 from torch.utils.data import DataLoader
 
-from vqvideo import precompute
 from vqvideo.cache.manifest import SHARD_ARRAYS, read_manifest
 from vqvideo.cache.shards import shard_file
+from vqvideo.commands import precompute
 from vqvideo.data.datamodule import KineticsDataModule
 
 REPEATS = 5

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import vqvideo.demo as demo
+import vqvideo.commands.demo as demo
 from vqvideo.lit.precision import PrecisionProbe, time_bf16_against_float32
 
 REPO = Path(__file__).resolve().parents[1]

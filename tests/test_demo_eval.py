@@ -7,7 +7,7 @@ import json
 
 from test_demo import REPO, FakeStages  # the stand-in stages of the demo tests
 
-import vqvideo.demo as demo
+import vqvideo.commands.demo as demo
 
 
 def run_demo(monkeypatch, out, *args):

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
-from vqvideo.describe import main
+from vqvideo.commands.describe import main
+from vqvideo.lit.configs import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 VQVAE_CONFIGS = sorted((ROOT / "experiments").glob("*/vqvae.yaml"))
@@ -58,7 +58,7 @@ def test_describe_works_on_every_config(config, capsys, monkeypatch, tmp_path):
     """Run where no code cache exists: a prior's latent facts then come from the VQ-VAE config beside it."""
     monkeypatch.chdir(tmp_path)
     info = run_json(capsys, config)
-    assert info["model"] == yaml.safe_load(config.read_text())["model"]["class_path"]
+    assert info["model"] == read_yaml(config)["model"]["class_path"]
     assert info["params"] > 0 and info["gflops_per_clip"] > 0
     if config.stem == "vqvae":
         assert info["data_facts_from"] == f"the DataModule of {config}"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vqvideo.describe import GPU_BF16_PEAK_TFLOPS, device_count, known_gpu_peak, main, training_schedule
+from vqvideo.commands.describe import main
+from vqvideo.lit.describe import GPU_BF16_PEAK_TFLOPS, device_count, known_gpu_peak, training_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "experiments/kinetics600_256"

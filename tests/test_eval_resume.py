@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from eval_helpers import assert_same_videos, comparable_report, eval_args, save_tiny_stages
 
-import vqvideo.callbacks.eval_writer as eval_writer
 from vqvideo.cli import main as vqvideo_main
+import vqvideo.evaluation.writer as eval_writer
 from vqvideo.files import TEMP_SUFFIX
 
 OPTIONS = ("--num_clips=3", "--num_samples=2", "--batch_size=1", "--seed=7")

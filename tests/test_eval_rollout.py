@@ -11,9 +11,9 @@ from eval_helpers import RESOLUTION, decoded_frames, eval_args, save_tiny_stages
 from PIL import Image
 
 from vqvideo.cli import main as vqvideo_main
-from vqvideo.evaluate import fvd_windows
 from vqvideo.evaluation.plots import fvd_windows as plot_fvd_windows
 from vqvideo.evaluation.report import PAPER_TABLE_2
+from vqvideo.evaluation.setup import fvd_windows
 from vqvideo.evaluation.summary import EvalSettings, FVDSetup, fvd_section
 from vqvideo.evaluation.tables import STAND_IN_LABEL, fvd_tables
 

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
+
+from vqvideo.lit.configs import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import gpu_check  # noqa: E402  (a script folder, not a package)
+import gpu_check_report  # noqa: E402
 
 STAGES = ("vqvae", "top_prior", "bottom_prior")
 
@@ -60,9 +62,10 @@ def test_training_steps_ran_for_every_paper_stage(cpu_check):
 
 def test_pipeline_stages_ran_through_the_cli(cpu_check):
     stages = cpu_check[0]["pipeline"]["stages"]
-    assert list(stages) == ["vqvae", "precompute", "top_prior", "bottom_prior", "predict"]
+    assert list(stages) == ["vqvae", "precompute", "top_prior", "bottom_prior", "predict", "vqvae_gpu_decode"]
     assert all(stage["ok"] for stage in stages.values())
     assert "--trainer.accelerator cpu" in stages["vqvae"]["result"]["command"]
+    assert stages["vqvae_gpu_decode"]["skipped"] == "CUDA only (this run: cpu)"
 
 
 def test_markdown_and_json_written(cpu_check):
@@ -77,8 +80,8 @@ def test_markdown_and_json_written(cpu_check):
 def test_cuda_command_lines_parse(tmp_path):
     """The CUDA run's `vqvideo` command lines are valid for each tool's parser (flags, types, devices "1,")."""
     from vqvideo.lit.cli import build_cli
-    from vqvideo.precompute import build_parser as precompute_parser
-    from vqvideo.predict import build_parser as predict_parser
+    from vqvideo.commands.precompute import build_parser as precompute_parser
+    from vqvideo.commands.predict import build_parser as predict_parser
 
     profile = gpu_check.profile_for("cuda:1")
     assert (profile.accelerator, profile.precision, profile.autocast) == ("gpu", "bf16-mixed", torch.bfloat16)
@@ -89,6 +92,13 @@ def test_cuda_command_lines_parse(tmp_path):
         with pytest.raises(SystemExit) as exit_info:  # --print_config validates every key, then exits 0
             build_cli([*commands[stage], "--print_config"])
         assert exit_info.value.code in (0, None)
+    gpu_decode_dir = gpu_check.derive_experiment("demo", tmp_path / "gpu_decode",
+                                                 gpu_check.merged(gpu_check.PIPELINE, gpu_check.GPU_DECODE))
+    gpu_decode_fit = gpu_check.pipeline_commands(gpu_decode_dir, profile)["vqvae"]
+    assert read_yaml(gpu_decode_dir / "vqvae.yaml")["data"]["init_args"]["decode_device"] == "gpu"
+    with pytest.raises(SystemExit) as exit_info:
+        build_cli([*gpu_decode_fit, "--print_config"])
+    assert exit_info.value.code in (0, None)
     precompute = precompute_parser().parse_args(commands["precompute"][1:])
     assert (precompute.trainer.accelerator, precompute.trainer.devices) == ("gpu", "1,")
     assert predict_parser().parse_args(commands["predict"][1:]).device == "cuda:1"
@@ -106,8 +116,25 @@ def test_stage_settings_do_not_leak_between_parts():
 
 def test_derived_configs_move_outputs_and_shrink(tmp_path):
     config_dir = gpu_check.derive_experiment("kinetics600_256", tmp_path, gpu_check.TINY)
-    vqvae = yaml.safe_load((config_dir / "vqvae.yaml").read_text())
+    vqvae = read_yaml(config_dir / "vqvae.yaml")
     assert vqvae["data"]["init_args"]["resolution"] == 32 and vqvae["model"]["init_args"]["vqvae"]["code_dim"] == 8
     assert vqvae["model"]["init_args"]["vqvae"]["bottom_stride"] == [2, 4, 4]  # the rest is the paper's
     top = (config_dir / "top_prior.yaml").read_text()
     assert "outputs/kinetics600_256" not in top and str(config_dir / "run") in top
+
+
+def test_gpu_decoding_without_the_extra_is_skipped_with_the_reason(monkeypatch, tmp_path):
+    """On a CUDA machine without PyNvVideoCodec (and PyPI's CPU-only decord), the decode part and the pipeline's
+    decode_device gpu stage report "skipped: <the one-line reason>" instead of failing or crashing."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
+    monkeypatch.setitem(sys.modules, "PyNvVideoCodec", None)  # the extra not installed: import raises ImportError
+    profile = gpu_check.profile_for("cuda")
+    decode = gpu_check.attempt("decode", lambda: gpu_check.check_decode(profile))
+    fit = gpu_check.attempt("pipeline: vqvae_gpu_decode", lambda: gpu_check.fit_with_gpu_decoding({}, profile))
+    for outcome in (decode, fit):
+        assert outcome["ok"] and outcome["skipped"].startswith(
+            "decode_device='gpu' is unavailable here: PyNvVideoCodec is not installed;"), outcome
+        assert "pip install 'vqvideo[gpu]'" in outcome["skipped"] and "\n" not in outcome["skipped"]
+    page = gpu_check_report.markdown(gpu_check.summary({"decode": decode}, gpu_check.profile_for("cpu"),
+                                                       0.0))
+    assert "| decode | skipped: decode_device='gpu' is unavailable here: PyNvVideoCodec is not installed" in page

@@ -2,8 +2,9 @@
 
 Every `vqvideo/**/*.py` is parsed with `ast`; every import counts, at module level or inside a function (a lazy
 import is still a dependency). A unit is a subpackage (`models`, `lit`, ...) or a top-level module (`files`,
-`predict`, ...). Tools are the modules `vqvideo/cli.py` runs (its TOOLS dict) and `cli.py` itself: entry points,
-imported only by the few modules that run them. Failures name every offending import as file:line.
+`commands`, ...). Tools are the modules `vqvideo/cli.py` runs (its TOOLS dict) and `cli.py` itself: entry points,
+imported only by the few modules that run them, each in one of the two places commands live and in one style.
+Failures name every offending import as file:line.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "vqvideo"
 LIGHTNING = ("pytorch_lightning", "lightning")
-TOOL_RUNNERS = {"vqvideo.cli", "vqvideo.demo", "vqvideo.callbacks.precompute_callback"}
+TOOL_RUNNERS = {"vqvideo.cli", "vqvideo.commands.demo", "vqvideo.callbacks.precompute_callback"}
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
 def resolve(source: str, node: ast.ImportFrom) -> list[str]:
-    """Modules an ImportFrom names: `from vqvideo import predict` names vqvideo.predict, relative imports resolved."""
+    """Modules an ImportFrom names (`from vqvideo.commands import predict`: vqvideo.commands.predict), relative
+    imports resolved."""
     if node.level:
         is_package = MODULES[source].name == "__init__.py"
         base = source.split(".")[: len(source.split(".")) - node.level + (1 if is_package else 0)]
@@ -80,7 +82,7 @@ TOOLS = tool_modules()
 
 
 def unit(module: str) -> str | None:
-    """"models" for vqvideo.models.x, "predict" for vqvideo.predict; None outside vqvideo (or the package root)."""
+    """"models" for vqvideo.models.x, "files" for vqvideo.files; None outside vqvideo (or the package root)."""
     parts = module.split(".")
     if parts[0] != "vqvideo" or len(parts) == 1:
         return None
@@ -104,10 +106,11 @@ def report(found: list[Import]) -> str:
 def test_the_scan_sees_the_package():
     """Guards the rules below against passing vacuously (e.g. a moved package, a parser that finds nothing)."""
     assert {"vqvideo.models.pixelcnn", "vqvideo.lit.prior_module", "vqvideo.sampling.cached"} <= MODULES.keys()
-    assert {"vqvideo.predict", "vqvideo.precompute", "vqvideo.describe", "vqvideo.demo", "vqvideo.cli"} <= TOOLS
+    assert {"vqvideo.commands.predict", "vqvideo.commands.precompute", "vqvideo.commands.describe",
+            "vqvideo.commands.demo", "vqvideo.evaluation.command", "vqvideo.cli"} <= TOOLS
     targets = {(found.source, found.target) for found in ALL_IMPORTS}
     assert ("vqvideo.sampling.cached", "vqvideo.models.pixelcnn") in targets  # module level
-    assert ("vqvideo.precompute", "vqvideo.lit.code_encoder") in targets  # inside a function
+    assert ("vqvideo.human_eval.command", "vqvideo.human_eval.app") in targets  # inside a function
     assert ("vqvideo.lit.prior_module", "pytorch_lightning") in targets
 
 
@@ -121,11 +124,12 @@ def test_models_are_pure_torch():
 
 
 LAYER_RULES = {
-    "vqvideo.sampling": ("vqvideo.lit", "vqvideo.callbacks", "vqvideo.cache"),
-    "vqvideo.metrics": ("vqvideo.lit",) + LIGHTNING,
-    "vqvideo.data": ("vqvideo.cache", "vqvideo.lit", "vqvideo.sampling", "vqvideo.callbacks"),
-    "vqvideo.cache": ("vqvideo.lit", "vqvideo.callbacks", "vqvideo.sampling"),
-    "vqvideo.lit": ("vqvideo.callbacks",),
+    "vqvideo.sampling": ("vqvideo.lit", "vqvideo.callbacks", "vqvideo.cache", "vqvideo.evaluation"),
+    "vqvideo.metrics": ("vqvideo.lit", "vqvideo.evaluation") + LIGHTNING,
+    "vqvideo.data": ("vqvideo.cache", "vqvideo.lit", "vqvideo.sampling", "vqvideo.callbacks", "vqvideo.evaluation"),
+    "vqvideo.cache": ("vqvideo.lit", "vqvideo.callbacks", "vqvideo.sampling", "vqvideo.evaluation"),
+    "vqvideo.lit": ("vqvideo.callbacks", "vqvideo.evaluation"),
+    "vqvideo.callbacks": ("vqvideo.evaluation",),
 }
 
 
@@ -135,7 +139,8 @@ def test_layer_never_imports_what_builds_on_it(layer):
     assert not found, f"{layer} imports {LAYER_RULES[layer]}:\n" + report(found)
 
 
-@pytest.mark.parametrize("layer", ["vqvideo.sampling", "vqvideo.lit"], ids=["sampling", "lit"])
+@pytest.mark.parametrize("layer", ["vqvideo.sampling", "vqvideo.lit", "vqvideo.metrics"],
+                         ids=["sampling", "lit", "metrics"])
 def test_library_layers_never_import_tools(layer):
     found = violations(layer, tuple(TOOLS))
     assert not found, f"{layer} imports a tool module:\n" + report(found)
@@ -145,6 +150,20 @@ def test_only_the_tool_runners_import_tools():
     found = [found for found in ALL_IMPORTS
              if found.target in TOOLS and found.target != found.source and found.source not in TOOL_RUNNERS]
     assert not found, f"only {sorted(TOOL_RUNNERS)} may import a tool module:\n" + report(found)
+
+
+def test_commands_live_in_two_places_in_one_style():
+    """The pipeline's tools in vqvideo/commands/, a feature's tool as its package's command.py; each defines
+    build_parser() and main(argv); commands/ holds nothing else (library code lives in the library)."""
+    tools = TOOLS - {"vqvideo.cli"}
+    misplaced = [tool for tool in tools if not (is_under(tool, "vqvideo.commands") or tool.endswith(".command"))]
+    assert not misplaced, f"tools outside vqvideo/commands/ and <feature>/command.py: {misplaced}"
+    for tool in sorted(tools):
+        defined = {node.name for node in ast.parse(MODULES[tool].read_text()).body if isinstance(node, ast.FunctionDef)}
+        assert {"build_parser", "main"} <= defined, f"{MODULES[tool]} lacks build_parser() or main(argv)"
+    extra = [module for module in MODULES if is_under(module, "vqvideo.commands") and module != "vqvideo.commands"
+             and module not in tools]
+    assert not extra, f"vqvideo/commands/ holds modules that are no command: {extra}"
 
 
 def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:

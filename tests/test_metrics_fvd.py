@@ -1,12 +1,9 @@
-"""FVD: the Fréchet distance against SciPy, the two preprocessing protocols value by value, I3D features,
-the accumulating Metric (also across 2 gloo processes), folds and the protocol card."""
+"""FVD: the Fréchet distance against SciPy, the 64-px downscale, the two preprocessing protocols value by value, I3D
+features, folds of clips and the protocol card."""
 
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-import os
-import socket
 
 import numpy as np
 import pytest
@@ -15,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from data_videos import source_frames
 
-from vqvideo.metrics.fvd import (FrechetVideoDistance, feature_stats, frechet_distance, frechet_distance_folds,
+from vqvideo.metrics.fvd import (DOWNSCALE, downscale, frechet_distance, frechet_distance_folds,
                                  fvd_protocol_card, i3d_features, preprocess_for_i3d, summarize_folds)
 from vqvideo.metrics.i3d import random_i3d
 
@@ -164,77 +161,37 @@ def test_fvd_of_a_set_with_itself_is_zero_and_grows_with_noise():
     assert distances[0] < distances[1] < distances[2], distances
 
 
-def test_metric_equals_frechet_distance_of_all_features():
-    rng = np.random.default_rng(3)
-    real = torch.from_numpy(rng.normal(size=(40, 16)) + 5.0).float()  # offset: sums of outer products cancel
-    fake = torch.from_numpy(rng.normal(size=(30, 16)) * 1.5 + 5.2).float()
-    metric = FrechetVideoDistance(num_features=16)
-    for chunk in torch.split(real, 13):
-        metric.update(chunk, real=True)
-    for chunk in torch.split(fake, 7):
-        metric.update(chunk, real=False)
-    expected = frechet_distance(real, fake)
-    assert metric.compute().item() == pytest.approx(expected, rel=1e-9)
-    assert torch.allclose(metric.stats(real=True).cov, feature_stats(real).cov, atol=1e-10)
-    metric.reset()
-    with pytest.raises(ValueError, match="at least 2 real"):
-        metric.stats(real=True)
-    with pytest.raises(ValueError, match=r"\(N, 16\)"):
-        metric.update(torch.zeros(3, 15), real=True)
-
-
-def _features(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(11, 8, generator=generator) + 2.0, torch.randn(9, 8, generator=generator) * 1.3
-
-
-def _rank_fvd(rank: int, port: int, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
-    real, fake = _features(seed=5)
-    metric = FrechetVideoDistance(num_features=8)
-    metric.update(real[rank::2], real=True)  # 6 and 5 rows: uneven parts
-    for chunk in torch.split(fake[rank::2], 2):
-        metric.update(chunk, real=False)
-    value = metric.compute().item()
-    with open(os.path.join(out_dir, f"rank{rank}.txt"), "w") as handle:
-        handle.write(repr(value))
-    torch.distributed.destroy_process_group()
-
-
-@pytest.mark.ddp
-def test_metric_over_two_gloo_processes_equals_one(tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    context = multiprocessing.get_context("fork")  # no re-import per rank
-    ranks = [context.Process(target=_rank_fvd, args=(rank, port, str(tmp_path))) for rank in range(2)]
-    for process in ranks:
-        process.start()
-    for process in ranks:
-        process.join(timeout=120)
-        assert process.exitcode == 0
-    single = FrechetVideoDistance(num_features=8)
-    real, fake = _features(seed=5)
-    single.update(real, real=True)
-    single.update(fake, real=False)
-    for rank in range(2):
-        assert float((tmp_path / f"rank{rank}.txt").read_text()) == pytest.approx(single.compute().item(), rel=1e-12)
-        assert frechet_distance(real[rank::2], fake[rank::2]) != pytest.approx(single.compute().item(), rel=1e-3)
-
-
-def test_folds_are_disjoint_parts_summarized():
+def test_folds_keep_each_clips_samples_together():
     rng = np.random.default_rng(4)
-    real, fake = rng.normal(size=(12, 5)), rng.normal(size=(18, 5)) + 0.5
+    real, fake = rng.normal(size=(5, 1, 5)), rng.normal(size=(5, 3, 5)) + 0.5  # 5 clips, 3 samples each
     folded = frechet_distance_folds(real, fake, folds=2)
-    per_fold = (frechet_distance(real[:6], fake[:9]), frechet_distance(real[6:], fake[9:]))
-    assert folded.per_fold == pytest.approx(per_fold)
+    # clips 0-2 and 3-4 (the first fold one clip larger); rows of one clip never split between folds
+    per_fold = (frechet_distance(real[:3].reshape(-1, 5), fake[:3].reshape(-1, 5)),
+                frechet_distance(real[3:].reshape(-1, 5), fake[3:].reshape(-1, 5)))
+    assert folded.per_fold == per_fold  # the same float64 arithmetic, to the last bit
     assert folded.mean == pytest.approx(np.mean(per_fold))
     assert folded.std == pytest.approx(np.std(per_fold, ddof=1))
     assert str(summarize_folds([64.3, 62.0])) == "63.15 ± 1.63"
     assert summarize_folds([5.0]).std is None and str(summarize_folds([5.0])) == "5.00"
-    with pytest.raises(ValueError, match="3 folds"):
-        frechet_distance_folds(real[:5], fake, folds=3)
+    with pytest.raises(ValueError, match="3 folds need >= 6 clips"):
+        frechet_distance_folds(real, fake, folds=3)
+    with pytest.raises(ValueError, match="same C clips"):
+        frechet_distance_folds(real[:4], fake, folds=2)
+
+
+def test_downscale_is_antialiased_and_leaves_the_target_size_alone():
+    stripes = torch.zeros(1, 2, 128, 128, 3, dtype=torch.uint8)
+    stripes[:, :, :, 0::4] = stripes[:, :, :, 1::4] = 255  # 2-px columns: plain bilinear keeps them at full contrast
+    small = downscale(stripes, 64)
+    assert small.shape == (1, 2, 64, 64, 3) and small.dtype == torch.uint8
+    frames = stripes[0].permute(0, 3, 1, 2).float()
+    expected = F.interpolate(frames, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
+    assert torch.equal(small[0], expected.round().to(torch.uint8).permute(0, 2, 3, 1))
+    assert small.int().max() - small.int().min() < 200  # plain bilinear here: 0 and 255
+    assert downscale(small, 64) is small
+    card = fvd_protocol_card(protocol="resize", i3d_path=None, num_real=0, num_fake=0, num_frames=16, folds=2,
+                             seeds=[0], source_resolution=128)
+    assert card["downscale"] == DOWNSCALE and "antialias=True" in card["downscale"]
 
 
 def test_protocol_card(tmp_path):

@@ -15,11 +15,11 @@ import pytest
 from cache_helpers import assert_codes_match_vqvae, assert_same_content, cache_content, precompute_args
 from cache_helpers import save_tiny_vqvae
 
-from vqvideo import precompute
 from vqvideo.cache.dataset import CodesDataModule
 from vqvideo.cache.manifest import FORMAT_VERSION, SHARD_ARRAYS, read_manifest
 from vqvideo.cache.shards import read_progress, shard_file
 from vqvideo.callbacks.code_cache import CodeCacheWriter
+from vqvideo.commands import precompute
 from vqvideo.data import fixed_clips
 from vqvideo.data.index import build_index
 from vqvideo.data.video import VideoReadError

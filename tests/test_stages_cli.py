@@ -19,12 +19,13 @@ from cache_helpers import NUM_FRAMES, RESOLUTION, TINY_VQVAE, precompute_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tiny_models import EXPERIMENTS, tiny_bottom_config, tiny_top_config
 
-from vqvideo import precompute
 from vqvideo.cache.manifest import read_manifest
 from vqvideo.callbacks.video_logger import BOTTOM_TAG, TOP_TAG, VQVAE_TAG
-from vqvideo.describe import describe_config
+from vqvideo.commands import precompute
 from vqvideo.lit.checkpoints import read_checkpoint
 from vqvideo.lit.cli import build_cli
+from vqvideo.lit.configs import read_yaml
+from vqvideo.lit.describe import describe_config
 
 TRAINER = dict(accelerator="cpu", max_steps=2, val_check_interval=2, check_val_every_n_epoch=None,
                limit_val_batches=1, limit_test_batches=1, num_sanity_val_steps=0, log_every_n_steps=1,
@@ -43,7 +44,7 @@ def plain(config) -> dict:
 
 def write_stage_yaml(stage: str, workspace: Path) -> Path:
     """experiments/demo/<stage>.yaml with a tiny model, a tiny trainer and every output under `workspace`."""
-    config = yaml.safe_load((EXPERIMENTS / "demo" / f"{stage}.yaml").read_text())
+    config = read_yaml(EXPERIMENTS / "demo" / f"{stage}.yaml")
     init_args, data = config["model"]["init_args"], config["data"]["init_args"]
     init_args["optimization"]["warmup_steps"] = 1
     if stage == "vqvae":
@@ -133,7 +134,7 @@ def test_validate_and_test_from_the_yaml_and_the_checkpoint(stage, subcommand, v
 
 def test_the_vqvae_records_the_clip_shape_of_its_data(vqvae_stage):
     config, checkpoint = vqvae_stage
-    assert "clip_shape" not in yaml.safe_load(config.read_text())["model"]["init_args"]
+    assert "clip_shape" not in read_yaml(config)["model"]["init_args"]
     hparams = read_checkpoint(checkpoint)["hyper_parameters"]
     assert tuple(hparams["clip_shape"]) == (NUM_FRAMES, RESOLUTION, RESOLUTION)
     assert hparams["vqvae"]["hidden_channels"] == 8  # the fit's command line, not the YAML's 12
@@ -142,7 +143,7 @@ def test_the_vqvae_records_the_clip_shape_of_its_data(vqvae_stage):
 @pytest.mark.parametrize("stage", ["top_prior", "bottom_prior"])
 def test_a_priors_checkpoint_holds_the_caches_latent_facts(stage, code_cache, prior_stages):
     config, checkpoint = prior_stages[stage]
-    assert "code_spec" not in yaml.safe_load(config.read_text())["model"]["init_args"]  # linked, not typed
+    assert "code_spec" not in read_yaml(config)["model"]["init_args"]  # linked, not typed
     hparams = read_checkpoint(checkpoint)["hyper_parameters"]
     assert hparams["code_spec"] == read_manifest(code_cache).code_spec.as_dict()
     assert hparams["prior"]["num_layers"] == 1
@@ -151,7 +152,7 @@ def test_a_priors_checkpoint_holds_the_caches_latent_facts(stage, code_cache, pr
 @pytest.mark.parametrize("stage", ["vqvae", "top_prior", "bottom_prior"])
 def test_the_fit_logged_its_video(stage, workspace, vqvae_stage, prior_stages):
     """Priors decode their samples with the VQ-VAE the cache's manifest names (the fitted one)."""
-    name = yaml.safe_load(stage_files(stage, vqvae_stage, prior_stages)[0].read_text())["trainer"]["logger"]
+    name = read_yaml(stage_files(stage, vqvae_stage, prior_stages)[0])["trainer"]["logger"]
     runs = sorted((workspace / "tb" / name["init_args"]["name"]).glob("version_*"))
     events = EventAccumulator(str(runs[0]), size_guidance={"images": 0})  # version_0: the fit
     events.Reload()

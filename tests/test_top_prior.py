@@ -7,7 +7,7 @@ import torch
 from tiny_models import (EXPERIMENTS, experiment_code_spec, input_reach, tiny_top_config, top_batch, top_prior,
                          yaml_prior_config)
 
-from vqvideo.describe import main as describe_main
+from vqvideo.commands.describe import main as describe_main
 from vqvideo.lit.top_prior_module import TopPriorModule
 from vqvideo.models.top_prior import TopPrior
 

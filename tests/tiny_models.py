@@ -17,6 +17,7 @@ import yaml
 
 from vqvideo.cache.manifest import CodeSpec
 from vqvideo.lit.bottom_prior_module import BottomPriorModule
+from vqvideo.lit.configs import read_yaml
 from vqvideo.lit.optimization import OptimizationConfig
 from vqvideo.lit.top_prior_module import TopPriorModule
 from vqvideo.lit.vqvae_module import VQVAEModule
@@ -131,7 +132,7 @@ def collate(items: list[dict]) -> dict:
 # ----- the experiments' configs -------------------------------------------------------------------------
 def yaml_init_args(experiment: str, stage: str) -> dict:
     """model.init_args of experiments/<experiment>/<stage>.yaml."""
-    return yaml.safe_load((EXPERIMENTS / experiment / f"{stage}.yaml").read_text())["model"]["init_args"]
+    return read_yaml(EXPERIMENTS / experiment / f"{stage}.yaml")["model"]["init_args"]
 
 
 def yaml_prior_config(experiment: str, stage: str) -> TopPriorConfig | BottomPriorConfig:
@@ -143,7 +144,7 @@ def yaml_prior_config(experiment: str, stage: str) -> TopPriorConfig | BottomPri
 def experiment_code_spec(experiment: str) -> CodeSpec:
     """The latent facts an experiment's priors train on, derived from its vqvae.yaml (and precompute.yaml) as
     `vqvideo describe` does while no code cache exists: never re-typed in a test."""
-    from vqvideo.describe import planned_code_spec
+    from vqvideo.lit.configs import planned_code_spec
 
     return planned_code_spec(EXPERIMENTS / experiment / "vqvae.yaml")
 

@@ -1,9 +1,10 @@
 """The `vqvideo` command: one entry point for every stage.
 
 `fit`, `validate` and `test` are LightningCLI (`parser_mode="omegaconf"`, so configs in `experiments/` may
-interpolate). Every other command is a tool with its own jsonargparse parser (each takes `--config YAML` too):
-`predict`, `precompute`, `eval`, `describe`, `data-summary` and `demo`. A tool's module is imported only when it runs, so
-`vqvideo --help` stays fast.
+interpolate). Every other command is a tool: a module with `build_parser()` (jsonargparse) and `main(argv) -> int`,
+listed in `TOOLS` below. The pipeline's tools live in `vqvideo/commands/`; the two features that are tools of their
+own keep their command inside their package (`evaluation/command.py`, `human_eval/command.py`). Library code never
+lives in a command module. A tool's module is imported only when it runs, so `vqvideo --help` stays fast.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import sys
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test")
 TOOLS = {
-    "predict": "vqvideo.predict",
-    "precompute": "vqvideo.precompute",
-    "describe": "vqvideo.describe",
-    "data-summary": "vqvideo.data.summary",
-    "demo": "vqvideo.demo",
+    "predict": "vqvideo.commands.predict",
+    "precompute": "vqvideo.commands.precompute",
+    "describe": "vqvideo.commands.describe",
+    "data-summary": "vqvideo.commands.data_summary",
+    "demo": "vqvideo.commands.demo",
     "human-eval": "vqvideo.human_eval.command",
-    "eval": "vqvideo.evaluate",
+    "eval": "vqvideo.evaluation.command",
 }
 
 USAGE = """usage: vqvideo {fit,validate,test,predict,precompute,eval,describe,data-summary,demo,human-eval} ...
@@ -42,18 +43,24 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
+    from vqvideo.data.video import GpuDecodeUnavailable  # its message is the whole story: no traceback
+
     if command in LIGHTNING_SUBCOMMANDS:
         from vqvideo.files import DiskFullError
         from vqvideo.lit.cli import build_cli
 
         try:
             build_cli(None if argv is None else args)  # None: LightningCLI reads sys.argv itself
-        except DiskFullError as error:
+        except (DiskFullError, GpuDecodeUnavailable) as error:
             print(f"vqvideo {command}: {error}", file=sys.stderr)
             return 2
         return 0
     if command in TOOLS:
-        return importlib.import_module(TOOLS[command]).main(rest) or 0
+        try:
+            return importlib.import_module(TOOLS[command]).main(rest) or 0
+        except GpuDecodeUnavailable as error:
+            print(f"vqvideo {command}: {error}", file=sys.stderr)
+            return 2
     print(f"vqvideo: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

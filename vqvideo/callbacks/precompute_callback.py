@@ -33,7 +33,7 @@ class PrecomputeCodesAtFitEnd(Callback):
                 "PrecomputeCodesAtFitEnd needs the checkpoint this fit wrote: add a ModelCheckpoint callback "
                 "(e.g. dirpath: outputs/demo, filename: vqvae, save_top_k: 1) to the trainer"
             )
-        from vqvideo.precompute import main as precompute
+        from vqvideo.commands.precompute import main as precompute
 
         argv = (["--config", self.config] if self.config else []) + ["--vqvae", checkpoint, "--out", self.out]
         argv += ["--trainer.devices", "1", "--trainer.strategy", "auto", *self.args]

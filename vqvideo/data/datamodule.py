@@ -10,6 +10,9 @@ clips: 11 MB at 64 px), each video is decoded once into shared memory when its f
 clip is cut from there (`vqvideo.data.frames_in_memory`): the same clips, without decoding in the training loop.
 Larger roots (Kinetics) decode each clip from its file, and say so once.
 
+With `decode_device: gpu` the workers only plan each clip and `on_after_batch_transfer` decodes it on the GPU
+(`vqvideo.data.gpu_decode`; docs/gpu-decoding.md): batches then also carry the plan's keys (video_path, ...).
+
 Under DDP, Lightning's DistributedSampler shards the clips: each clip once per epoch across ranks when the
 clip count divides by the world size; otherwise it repeats up to world_size - 1 clips to keep ranks in step.
 """
@@ -27,7 +30,8 @@ from vqvideo.data.dataset import ClipDataset, ClipSpec
 from vqvideo.data.frames_in_memory import BYTES_PER_MB, FramesInMemory, bytes_needed, frame_spans, megabytes
 from vqvideo.data.index import VideoEntry, VideoIndex, build_index
 from vqvideo.data.sources import TEMPORAL_SPLIT, VIDEO_EXTENSIONS
-from vqvideo.data.video import DECODE_DEVICES, decode_frames, FrameSize
+from vqvideo.data.gpu_decode import FrameSource, decode_clip_batch, frame_source
+from vqvideo.data.video import DECODE_DEVICES
 from vqvideo.data.windows import ClipWindow, clip_span, split_frame_range, stride_for_fps, video_windows
 
 SPLITS = ("train", "val", "test")
@@ -57,7 +61,7 @@ class KineticsDataModule(LightningDataModule):
         max_clips_per_video: int | None = None,  # None = every window
         clip_step: int | None = None,  # frames between window starts; None = the clip's span (no overlap)
         random_flip: bool = False,
-        decode_device: str = "cpu",  # cpu | gpu (decord2 built with CUDA; uses the local rank's GPU)
+        decode_device: str = "cpu",  # cpu | gpu (NVDEC on the local rank's GPU: pip install 'vqvideo[gpu]')
         index_cache_dir: str | None = "data/index",
         pin_memory: bool = False,
         progress: bool = True,
@@ -76,6 +80,7 @@ class KineticsDataModule(LightningDataModule):
         self._windows: dict[str, list[ClipWindow]] = {}
         self._datasets: dict[str, ClipDataset] = {}
         self.frames_in_memory: FramesInMemory | None = None  # set by setup() when the frames fit the budget
+        self.gpu_frames: FrameSource | None = None  # decode_device 'gpu': set by setup() (tests: a stand-in)
 
     # ----- index and windows -------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -164,24 +169,39 @@ class KineticsDataModule(LightningDataModule):
                 f"files play (ffprobe FILE), or lower num_frames/frame_stride if they are too short.")
 
     def _check_decode_device(self) -> None:
-        """Fail in setup, not in a worker: GPU decoding needs a CUDA build of decord2 and no worker processes."""
-        if self.hparams.decode_device != "gpu":
+        """Fail in setup, in one line, where the GPU decoder cannot run (no GPU, driver or PyNvVideoCodec)."""
+        if self.hparams.decode_device != "gpu" or self.gpu_frames is not None:
             return
         entry = self.split_entries("train")[0] if self.split_entries("train") else self.split_entries("val")[0]
-        decode_frames(entry.path, [0], FrameSize(entry.height, entry.width), "gpu", self._device_id())
-        if self.hparams.num_workers > 0:
-            raise ValueError("decode_device='gpu' needs num_workers=0: decoding on the GPU in DataLoader worker "
-                             "processes hangs (decord #76), and NVDEC engines, not workers, bound its speed.")
+        self.gpu_frames = frame_source(self._device_id(), entry.path)
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """decode_device 'gpu': the workers planned each clip (`clip_request`); decode them here, on the batch's
+        device, where CUDA may run (not in forked workers). batch["video"]: (B, 3, T, H, W) float32 in [-1, 1]."""
+        if "frame_indices" not in batch or "video" in batch:
+            return batch
+        device = batch["frame_indices"].device
+        video, errors = decode_clip_batch(self.gpu_frames, batch, self.hparams.resolution, device)
+        failed = [error for error in errors if error]
+        if failed:  # both decoders failed on a file the index read: stop, naming it
+            raise RuntimeError(f"clips of this batch could not be read on the GPU or the CPU: {failed[:3]}")
+        return {**batch, "video": video}
 
     def _device_id(self) -> int:
+        """The GPU this process trains on (--trainer.devices "1," is GPU 1 at local rank 0), else the local rank."""
         if self.trainer is not None:
-            return self.trainer.local_rank
+            device = self.trainer.strategy.root_device
+            return device.index if device.type == "cuda" and device.index is not None else self.trainer.local_rank
         return int(os.environ.get("LOCAL_RANK", 0))
 
     def _plan_frames_in_memory(self) -> None:
         """Hold the decoded frames in RAM if the budget allows; otherwise say once why clips are decoded per clip."""
         hp = self.hparams
         if hp.frames_in_memory_mb is None:
+            return
+        if hp.decode_device == "gpu":
+            rank_zero_info(f"frames_in_memory_mb={hp.frames_in_memory_mb} is not used with decode_device='gpu': every "
+                           "clip is decoded on the GPU")
             return
         spans = frame_spans([w for split in SPLITS for w in self._windows[split]], hp.num_frames)
         needed = bytes_needed(self.index.entries, spans, hp.resolution)

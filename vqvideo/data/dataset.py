@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from vqvideo.data.index import VideoEntry
 from vqvideo.data.frames_in_memory import VideoFrames
+from vqvideo.data.gpu_decode import clip_request
 from vqvideo.data.video import VideoReadError, cut_clip, read_clip
 from vqvideo.data.windows import ClipWindow
 
@@ -34,6 +35,7 @@ class ClipSpec(NamedTuple):
 class ClipDataset(Dataset):
     """Items are dicts: video (3, T, H, W) float32 in [-1, 1]; label, video_index, start_frame, clip_index
     ints (label -1 = none; video_index indexes `entries`; clip_index is the window actually delivered).
+    With decode_device 'gpu', `clip_request`'s keys instead of video (decoded after the batch reaches the GPU).
 
     frames: decoded frames per video index (`FramesInMemory.load`); clips of the other videos are decoded per clip."""
 
@@ -78,12 +80,15 @@ class ClipDataset(Dataset):
         flip = spec.train and spec.random_flip and bool(torch.rand(()) < 0.5)
         crop = "random" if spec.train else "center"
         held = self.frames.get(window.video_index)
-        if held is not None:
+        if spec.decode_device == "gpu":  # no CUDA in workers: plan the clip, the DataModule decodes it on the GPU
+            frame_indices = [start + i * window.frame_stride for i in range(spec.num_frames)]
+            pixels = clip_request(entry.path, frame_indices, (entry.height, entry.width), entry.num_frames,
+                                  spec.resolution, crop, flip)
+        elif held is not None:
             frames = held.clip(start, spec.num_frames, window.frame_stride)  # (T, H', W', 3) uint8 view
-            video = cut_clip(frames, spec.resolution, crop, flip)
+            pixels = {"video": cut_clip(frames, spec.resolution, crop, flip)}
         else:
-            video = read_clip(entry.path, start, spec.num_frames, window.frame_stride, spec.resolution, crop=crop,
-                              flip=flip, decode_device=spec.decode_device, device_id=spec.device_id,
-                              source_size=(entry.height, entry.width))
-        return {"video": video, "label": self.label_ids[window.video_index], "video_index": window.video_index,
+            pixels = {"video": read_clip(entry.path, start, spec.num_frames, window.frame_stride, spec.resolution,
+                                         crop=crop, flip=flip, source_size=(entry.height, entry.width))}
+        return {**pixels, "label": self.label_ids[window.video_index], "video_index": window.video_index,
                 "start_frame": start, "clip_index": clip_index}

@@ -15,6 +15,7 @@ import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from vqvideo.data.gpu_decode import FrameSource, clip_request, decode_clip_batch, frame_source
 from vqvideo.data.video import VideoReadError, read_clip
 
 
@@ -32,7 +33,8 @@ class FixedClip(Protocol):
 class FixedClipDataset(Dataset):
     """Items: {"clip_id": () int64, "video": (3, T, H, W) float32 in [-1, 1], "read_error": str ("" if read)}.
 
-    source_sizes: video path → (height, width) from the dataset index, so headers are not probed again."""
+    source_sizes: video path → (height, width) from the dataset index, so headers are not probed again.
+    decode_device 'gpu': `clip_request`'s keys instead of video (decoded by the DataModule once on the GPU)."""
 
     def __init__(self, clips: list[FixedClip], resolution: int, decode_device: str = "cpu",
                  source_sizes: dict[str, tuple[int, int]] | None = None) -> None:
@@ -45,6 +47,8 @@ class FixedClipDataset(Dataset):
     def __getitem__(self, position: int) -> dict[str, torch.Tensor | str]:
         clip = self.clips[position]
         clip_id = torch.tensor(clip.clip_id, dtype=torch.int64)
+        if self.decode_device == "gpu":
+            return {"clip_id": clip_id, **self._request(clip)}
         try:
             video = read_clip(clip.video_path, clip.start_frame, clip.num_frames, clip.frame_stride,
                               resolution=self.resolution, crop="center", flip=clip.flip,
@@ -54,6 +58,18 @@ class FixedClipDataset(Dataset):
             blank = torch.zeros(3, clip.num_frames, self.resolution, self.resolution)
             return {"clip_id": clip_id, "video": blank, "read_error": str(error)}
         return {"clip_id": clip_id, "video": video, "read_error": ""}
+
+    def _request(self, clip: FixedClip) -> dict:
+        frame_indices = [clip.start_frame + i * clip.frame_stride for i in range(clip.num_frames)]
+        source_size = self.source_sizes.get(clip.video_path)
+        try:
+            return {**clip_request(clip.video_path, frame_indices, source_size, None, self.resolution, "center",
+                                   clip.flip), "read_error": ""}
+        except VideoReadError as error:  # its header is unreadable: same keys, nothing to decode
+            warnings.warn(f"clip {clip.clip_id} not read: {error}", stacklevel=2)
+            blank = clip_request(clip.video_path, frame_indices, (self.resolution, self.resolution), None,
+                                 self.resolution, "center", clip.flip)
+            return {**blank, "read_error": str(error)}
 
 
 class FixedClipsDataModule(LightningDataModule):
@@ -69,6 +85,13 @@ class FixedClipsDataModule(LightningDataModule):
         self.clips, self.resolution, self.source_sizes, self.done_ids = clips, resolution, source_sizes, done_ids
         self.batch_size, self.num_workers, self.decode_device = batch_size, num_workers, decode_device
         self.num_pending: int | None = None
+        self.gpu_frames: FrameSource | None = None  # decode_device 'gpu': set by setup() (tests: a stand-in)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Fail here, in one line, where the GPU decoder cannot run (no GPU, driver or PyNvVideoCodec)."""
+        if self.decode_device == "gpu" and self.gpu_frames is None and self.clips:
+            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cuda", 0)
+            self.gpu_frames = frame_source(device.index or 0, self.clips[0].video_path)
 
     def predict_dataloader(self) -> DataLoader:
         done = self.done_ids()
@@ -77,3 +100,13 @@ class FixedClipsDataModule(LightningDataModule):
         dataset = FixedClipDataset(pending, self.resolution, self.decode_device, self.source_sizes)
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
                           persistent_workers=False)
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """decode_device 'gpu': decode the planned clips on the batch's device (CUDA may not run in forked workers);
+        a clip neither the GPU nor the CPU decoder reads comes back as zeros with its read_error, as on the CPU."""
+        if "frame_indices" not in batch or "video" in batch:
+            return batch
+        device = batch["frame_indices"].device
+        video, errors = decode_clip_batch(self.gpu_frames, batch, self.resolution, device)
+        read_error = [before or now for before, now in zip(batch["read_error"], errors)]
+        return {**batch, "video": video, "read_error": read_error}

@@ -18,7 +18,7 @@ from vqvideo.data.video import VideoReadError, read_clip
 from vqvideo.data.windows import split_frame_range, stride_for_fps
 
 EMBEDDED_VAL = "embedded:val"
-DEFAULT_FPS = 8.0
+DEFAULT_FPS = 8.0  # when a container does not say
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,9 @@ REPEAT_TOLERANCE = 1e-9  # decord's fault_tol: raise instead of silently repeati
 SCAN_RESOLUTION = 64  # `scan_video` decodes at this shorter side: the pass checks decoding, not pixels
 SCAN_CHUNK = 64  # frames per get_batch in the in-order pass
 MAX_SEEK_CHECKS = 8  # keyframes whose seek `scan_video` compares with the in-order pass
-GPU_DECODE_HELP = (
-    "decode_device='gpu' needs decord2 built with CUDA (NVDEC), and this one is not (decord: {said}). The "
-    "decord2 wheels on PyPI for Linux and Windows are CPU-only. Install a CUDA build of decord2 (its +cuXXX "
-    "wheels from https://github.com/johnnynunez/decord2/releases, then `pip install 'decord2[cu13]'` for the "
-    "CUDA runtime; the NVIDIA driver provides libcuda and libnvcuvid), or use decode_device='cpu'."
-)
+DECORD_NO_CUDA = ("decord has no CUDA in this build (decord: {said}), as PyPI's decord2 wheels have not; the "
+                  "DataModules decode clips on the GPU with PyNvVideoCodec instead (decode_device: gpu; "
+                  "pip install 'vqvideo[gpu]'; docs/gpu-decoding.md)")
 
 
 class VideoReadError(RuntimeError):
@@ -48,7 +45,7 @@ class VideoReadError(RuntimeError):
 
 
 class GpuDecodeUnavailable(RuntimeError):
-    """decode_device='gpu' with a decord build that has no CUDA support."""
+    """decode_device='gpu' cannot run here; the message is one line: why, what to install, what it needs."""
 
 
 class FrameSize(NamedTuple):
@@ -124,7 +121,7 @@ def open_reader(path: str, size: FrameSize | None = None, decode_device: str = "
     except _decord_errors() as error:  # decord raises RuntimeError for unopenable files
         said = _said(error)
         if "CUDA not enabled" in said or "GPU acceleration not available" in said:
-            raise GpuDecodeUnavailable(GPU_DECODE_HELP.format(said=said)) from None
+            raise GpuDecodeUnavailable(DECORD_NO_CUDA.format(said=said)) from None
         raise VideoReadError(path, f"decord cannot open it ({said})") from None
 
 
@@ -274,7 +271,14 @@ def cut_clip(frames: torch.Tensor, resolution: int, crop: str = "center", flip: 
              generator: torch.Generator | None = None) -> torch.Tensor:
     """frames (T, H', W', 3) uint8 from `resized_frames` -> a center or random `resolution`-square crop,
     optionally flipped left-right, as model input: (3, T, resolution, resolution) float32 in [-1, 1]."""
-    top, left = crop_offsets(FrameSize(*frames.shape[1:3]), resolution, crop, generator)
+    offsets = crop_offsets(FrameSize(*frames.shape[1:3]), resolution, crop, generator)
+    return crop_and_scale(frames, offsets, resolution, flip)
+
+
+def crop_and_scale(frames: torch.Tensor, offsets: FrameSize, resolution: int, flip: bool = False) -> torch.Tensor:
+    """frames (T, H', W', 3) uint8 (any device) -> the `resolution`-square at `offsets` (top, left), optionally
+    flipped left-right: (3, T, resolution, resolution) float32 in [-1, 1] on the frames' device."""
+    top, left = offsets
     frames = frames[:, top:top + resolution, left:left + resolution]  # (T, res, res, 3)
     if flip:
         frames = frames.flip(2)

@@ -15,9 +15,7 @@ from pathlib import PurePath
 
 from vqvideo.cache.plan import plan_clips
 from vqvideo.data.datamodule import KineticsDataModule
-
-DEFAULT_FPS = 8.0  # when a container does not say
-
+from vqvideo.data.inputs import DEFAULT_FPS
 
 @dataclass(frozen=True)
 class EvalClip:

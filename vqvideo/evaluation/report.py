@@ -15,6 +15,9 @@ from importlib import metadata
 from pathlib import Path
 
 from vqvideo.evaluation.clips import EvalClip
+from vqvideo.evaluation.html import render_html
+from vqvideo.evaluation.markdown import render_markdown
+from vqvideo.evaluation.plots import write_plots
 from vqvideo.evaluation.records import read_record
 from vqvideo.evaluation.run import INDEX_HTML, REPORT_JSON, REPORT_MD
 from vqvideo.evaluation.summary import EvalSettings, summarize, timings_section
@@ -87,10 +90,6 @@ def build_report(context: ReportContext, wall_seconds: float | None = None) -> d
 
 def write_report(context: ReportContext, wall_seconds: float | None = None) -> dict:
     """Write report.json, the plots, report.md and index.html (each atomically); returns the report."""
-    from vqvideo.evaluation.html import render_html
-    from vqvideo.evaluation.markdown import render_markdown
-    from vqvideo.evaluation.plots import write_plots
-
     report = build_report(context, wall_seconds)
     atomic_write_json(context.out / REPORT_JSON, report, sort_keys=False)
     report = json.loads((context.out / REPORT_JSON).read_text())  # render exactly what the JSON holds

@@ -13,7 +13,7 @@ import numpy as np
 
 from vqvideo.evaluation.diagnostics import diagnostics_section
 from vqvideo.evaluation.records import LEVELS
-from vqvideo.metrics.fvd import frechet_distance, summarize_folds
+from vqvideo.metrics.fvd import frechet_distance_folds
 from vqvideo.metrics.i3d import WEIGHTS_HELP
 from vqvideo.metrics.levels import code_usage_from_counts
 
@@ -36,6 +36,11 @@ class FVDSetup:
     folds: int
     card: dict
     skipped_resolutions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def protocol(self) -> str:
+        """How frames are resized for the I3D (a key of `vqvideo.metrics.fvd.FVD_PROTOCOLS`)."""
+        return self.card["protocol"]
 
 
 @dataclass(frozen=True)
@@ -132,12 +137,8 @@ def levels_section(records: list[dict], settings: EvalSettings) -> dict:
 
 
 def _folded(real: np.ndarray, fake: np.ndarray, folds: int) -> dict:
-    """real (C, 1, D), fake (C, K, D) per clip → Fréchet distance per fold of clips (a clip's samples stay in its
-    fold), mean ± sample std."""
-    parts = np.array_split(np.arange(real.shape[0]), folds)
-    per_fold = [frechet_distance(real[part].reshape(-1, real.shape[-1]), fake[part].reshape(-1, fake.shape[-1]))
-                for part in parts]
-    score = summarize_folds(per_fold)
+    """real (C, 1, D), fake (C, K, D) per clip → Fréchet distance per fold of clips, mean ± sample std."""
+    score = frechet_distance_folds(real, fake, folds)
     return {"mean": score.mean, "std": score.std, "per_fold": list(score.per_fold), "text": str(score)}
 
 

@@ -33,7 +33,8 @@ def protocol_lines(report: dict) -> list[str]:
         lines.append(f"FVD: missing — {fvd['reason']}. {fvd['how_to']}")
     else:
         card = fvd["card"]
-        lines.append(f"FVD protocol: {card['feature']}; input {card['input_range']}; resizing '{card['protocol']}': "
+        lines.append(f"FVD protocol: {card['feature']}; downscale: {card['downscale']}; input {card['input_range']}; "
+                     f"resizing '{card['protocol']}': "
                      f"{card['resizing']}; {card['real_count']} real / {card['fake_count']} fake videos of "
                      f"{card['frames']} frames; {card['folds']} folds; seeds {card['seeds']}; I3D "
                      f"{card['weights_label']} (sha256 {card['i3d_sha256'] or '—'})")

@@ -20,8 +20,7 @@ from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
 from vqvideo.files import explain_disk_full
 from vqvideo.lit.checkpoints import AtomicCheckpointIO, read_checkpoint
-
-DATA_FACTS = ("clip_shape", "code_spec")
+from vqvideo.lit.configs import DATA_FACTS
 
 
 def _fact(name: str):

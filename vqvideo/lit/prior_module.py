@@ -84,7 +84,7 @@ class PriorModule(LightningModule):
     def configure_optimizers(self):
         return configure_optimization(self.prior.parameters(), self.optimization, self.trainer)
 
-    # ----- describe hook (see vqvideo/describe.py) ---------------------------------------------------
+    # ----- describe hook (see vqvideo/lit/describe.py) ---------------------------------------------------
     @property
     def core(self) -> torch.nn.Module:
         return self.prior

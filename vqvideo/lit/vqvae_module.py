@@ -91,7 +91,7 @@ class VQVAEModule(pl.LightningModule):
             f"{stage}_{name}": PeakSignalNoiseRatio(data_range=2.0) for stage in STAGES[1:] for name in LEVEL_PSNRS
         })
 
-    # ----- describe hook (see vqvideo/describe.py) ---------------------------------------------------
+    # ----- describe hook (see vqvideo/lit/describe.py) ---------------------------------------------------
     @property
     def core(self) -> VQVAE:
         return self.vqvae

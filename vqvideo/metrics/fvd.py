@@ -1,7 +1,8 @@
 """Fréchet Video Distance (Unterthiner et al. 2018), one function per protocol step:
-preprocess (`preprocess_for_i3d`) -> features (`i3d_features`) -> statistics (`feature_stats`, or the
-`FrechetVideoDistance` Metric for DDP) -> distance (`frechet_distance`), with `frechet_distance_folds` for the
-paper's mean ± std over disjoint folds (Table 2: 2 folds) and `fvd_protocol_card` for the report.
+downscale (`downscale`: the paper's 64 × 64 comparison, §4.2 / Table 2) -> preprocess (`preprocess_for_i3d`) ->
+features (`i3d_features`) -> statistics (`feature_stats`) -> distance (`frechet_distance`), with
+`frechet_distance_folds` for the paper's mean ± std over disjoint folds of clips (Table 2: 2 folds) and
+`fvd_protocol_card` for the report. `vqvideo eval` keeps each clip's features in its record and folds them here.
 
 FVD numbers from different codebases differ by preprocessing alone (resize vs short-side crop, input range,
 which I3D file): every number must travel with its protocol card.
@@ -17,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import Metric
 
 from vqvideo.files import file_sha256
 from vqvideo.metrics.frame_quality import as_uint8_videos
@@ -30,6 +30,10 @@ FVD_PROTOCOLS = {
                        "align_corners=False, no antialias, then a 224x224 center crop (VideoGPT's resizing; "
                        "VideoGPT's own script then feeds [-0.5, 0.5], this protocol keeps [-1, 1])",
 }
+FVD_DOWNSCALED = 64  # the paper's FVD comparison resolution (Table 2)
+DOWNSCALE = ("frames larger than a result's resolution are first resized to it: bilinear, antialias=True, "
+             "align_corners=False, rounded to uint8 (the paper's \"downscale our videos to 64 × 64\"); frames of "
+             "that size are used as they are")
 INPUT_RANGE = "[-1, 1]: uint8 x -> 2 x / 255 - 1, applied after resizing"
 FEATURE = "I3D (Inception-v1, Kinetics-400) logits, 400-d, before softmax, averaged over time"
 
@@ -40,6 +44,17 @@ def _as_uint8_videos(videos: Tensor | np.ndarray) -> Tensor:
         raise ValueError(f"I3D needs at least {MIN_FRAMES} frames per video, got {videos.shape[1]} "
                          f"(FVD uses 16-frame clips)")
     return videos
+
+
+def downscale(videos: Tensor, size: int) -> Tensor:
+    """uint8 (N, T, H, W, 3) → uint8 (N, T, size, size, 3), bilinear with antialiasing (`DOWNSCALE`); returned
+    unchanged when already that size."""
+    if videos.shape[2:4] == (size, size):
+        return videos
+    frames = videos.flatten(0, 1).permute(0, 3, 1, 2).float()  # (N*T, 3, H, W)
+    frames = F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    frames = frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+    return frames.reshape(*videos.shape[:2], size, size, 3)
 
 
 def preprocess_for_i3d(videos: Tensor | np.ndarray, protocol: str = "resize") -> Tensor:
@@ -141,54 +156,6 @@ def frechet_distance(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
     return frechet_distance_from_stats(feature_stats(a), feature_stats(b))
 
 
-class FrechetVideoDistance(Metric):
-    """FVD accumulated from features of real and fake videos, DDP-ready.
-
-    update(features, real): features (N, D) float (e.g. from `i3d_features`), real True for ground truth.
-    State: per side, count, sum and sum of outer products in float64, summed across ranks by torchmetrics
-    (`dist_reduce_fx="sum"`), so the result is independent of how videos are split over processes.
-    compute() -> () float64 tensor, `frechet_distance_from_stats` of the two sides (each needs >= 2 videos).
-    Use update/compute; forward (a per-batch FVD) is meaningless for a set statistic.
-    The covariance is E[x x^T] - mu mu^T: in float64 the cancellation costs ~1e-16 * |mu|^2, far below FVD's
-    precision for I3D logits.
-    """
-
-    full_state_update = False
-    higher_is_better = False
-    is_differentiable = False
-
-    def __init__(self, num_features: int = NUM_CLASSES, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.num_features = num_features
-        for side in ("real", "fake"):
-            self.add_state(f"{side}_count", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-            self.add_state(f"{side}_sum", torch.zeros(num_features, dtype=torch.float64), dist_reduce_fx="sum")
-            self.add_state(f"{side}_outer", torch.zeros(num_features, num_features, dtype=torch.float64),
-                           dist_reduce_fx="sum")
-
-    def update(self, features: Tensor, real: bool) -> None:
-        if features.dim() != 2 or features.shape[1] != self.num_features:
-            raise ValueError(f"features must be (N, {self.num_features}), got {tuple(features.shape)}")
-        side = "real" if real else "fake"
-        features = features.detach().to(device=self.real_sum.device, dtype=torch.float64)
-        setattr(self, f"{side}_count", getattr(self, f"{side}_count") + features.shape[0])
-        setattr(self, f"{side}_sum", getattr(self, f"{side}_sum") + features.sum(dim=0))
-        setattr(self, f"{side}_outer", getattr(self, f"{side}_outer") + features.T @ features)
-
-    def stats(self, real: bool) -> FeatureStats:
-        """Mean and unbiased covariance of one side from the accumulated sums."""
-        side = "real" if real else "fake"
-        count = int(getattr(self, f"{side}_count"))
-        if count < 2:
-            raise ValueError(f"FVD needs at least 2 {side} videos, got {count}")
-        mean = getattr(self, f"{side}_sum").cpu() / count
-        cov = (getattr(self, f"{side}_outer").cpu() - count * torch.outer(mean, mean)) / (count - 1)
-        return FeatureStats(count, mean, cov)
-
-    def compute(self) -> Tensor:
-        return torch.tensor(frechet_distance_from_stats(self.stats(True), self.stats(False)), dtype=torch.float64)
-
-
 class FoldedScore(NamedTuple):
     """A score over disjoint folds: mean, sample standard deviation (ddof 1; None for one fold), each fold's."""
 
@@ -209,17 +176,20 @@ def summarize_folds(per_fold: Sequence[float]) -> FoldedScore:
 
 
 def frechet_distance_folds(real: Tensor | np.ndarray, fake: Tensor | np.ndarray, folds: int = 2) -> FoldedScore:
-    """Fréchet distance per fold, summarized. real: (N_r, D), fake: (N_f, D).
+    """Fréchet distance per fold of clips, summarized. real: (C, R, D), fake: (C, K, D): each clip's R real and K
+    fake feature rows (e.g. R = 1 ground truth, K samples).
 
-    Rows are split into `folds` contiguous, disjoint, near-equal parts (`torch.tensor_split`), the i-th part of
-    `real` against the i-th part of `fake`: order rows so each part is a fold you mean (e.g. by clip, with a
-    clip's samples together). Every part needs >= 2 rows."""
+    The C clips are split into `folds` contiguous, disjoint, near-equal parts (the first C % folds parts one clip
+    larger); fold i compares the real rows of its clips with their fake rows, so a clip's samples stay in its fold.
+    Every fold needs >= 2 clips."""
     real, fake = torch.as_tensor(real), torch.as_tensor(fake)
-    if folds < 1 or min(real.shape[0], fake.shape[0]) < 2 * folds:
-        raise ValueError(f"{folds} folds need >= {2 * folds} real and fake rows, got {real.shape[0]} and "
-                         f"{fake.shape[0]}")
-    parts = zip(torch.tensor_split(real, folds), torch.tensor_split(fake, folds))
-    return summarize_folds([frechet_distance(real_part, fake_part) for real_part, fake_part in parts])
+    if real.dim() != 3 or fake.dim() != 3 or real.shape[0] != fake.shape[0]:
+        raise ValueError(f"real and fake must be (C, rows, D) for the same C clips, got {tuple(real.shape)} and "
+                         f"{tuple(fake.shape)}")
+    if folds < 1 or real.shape[0] < 2 * folds:
+        raise ValueError(f"{folds} folds need >= {2 * folds} clips, got {real.shape[0]}")
+    parts = torch.tensor_split(torch.arange(real.shape[0]), folds)
+    return summarize_folds([frechet_distance(real[part].flatten(0, 1), fake[part].flatten(0, 1)) for part in parts])
 
 
 def fvd_protocol_card(*, protocol: str, i3d_path: str | Path | None, num_real: int, num_fake: int,
@@ -242,7 +212,8 @@ def fvd_protocol_card(*, protocol: str, i3d_path: str | Path | None, num_real: i
         label = f"Kinetics-400 I3D from {Path(i3d_path).name}"
     return {
         "metric": "FVD", "feature": FEATURE, "input_range": INPUT_RANGE, "protocol": protocol,
-        "resizing": FVD_PROTOCOLS[protocol], "source_resolution": source_resolution, "frames": num_frames,
+        "downscale": DOWNSCALE, "resizing": FVD_PROTOCOLS[protocol], "source_resolution": source_resolution,
+        "frames": num_frames,
         "real_count": num_real, "fake_count": num_fake, "folds": folds, "seeds": list(seeds),
         "statistics": "float64 mean and unbiased covariance; tr sqrt via eigendecomposition + SVD",
         "i3d_file": None if stand_in else str(i3d_path), "i3d_format": i3d_format,

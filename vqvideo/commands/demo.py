@@ -32,13 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import torch
-import yaml
 from jsonargparse import ActionYesNo, ArgumentParser, Namespace
 
 from vqvideo.files import atomic_write_json
+from vqvideo.lit.configs import vqvae_and_batch
 from vqvideo.lit.precision import BF16, FLOAT32, cpu_training_precision
-from vqvideo.models.vqvae import VQVAE, VQVAEConfig
 from vqvideo.sampling import DEFAULT_SAMPLER, SAMPLER_NAMES
 
 CONFIG_DIR = Path("experiments/demo")
@@ -122,17 +120,6 @@ def stage_command(stage: str, out: Path, args: Namespace, overwrite_cache: bool,
                       f"--batch_size={EVAL_BATCH}", f"--sampler={args.sampler}", *overwrite]
     override = [] if precision is None else [f"--trainer.precision={precision}"]
     return cli + ["fit", "--config", str(config_for(stage, out)), *override]
-
-
-def vqvae_and_batch(config: Path) -> tuple[VQVAE, torch.Tensor]:
-    """The VQ-VAE of `config` (a fit YAML) in training mode, and one random (B, 3, T, H, W) float32 batch in [-1, 1]
-    of its training shape."""
-    with open(config) as file:
-        settings = yaml.safe_load(file)
-    data = settings["data"]["init_args"]
-    vqvae = VQVAE(VQVAEConfig(**settings["model"]["init_args"]["vqvae"])).train()
-    size = (data["batch_size"], 3, data["num_frames"], data["resolution"], data["resolution"])
-    return vqvae, torch.rand(size, generator=torch.Generator().manual_seed(0)) * 2 - 1
 
 
 def vqvae_training_loss(config: Path):

@@ -14,13 +14,13 @@ import sys
 import warnings
 from typing import Literal
 
-from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser, Namespace
+from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 
 from vqvideo.data.datamodule import KineticsDataModule, NoReadableVideoError
 from vqvideo.data.sources import SOURCES, SourceError
 
 
-def parse_args(argv: list[str]) -> Namespace:
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="vqvideo data-summary", description=__doc__.splitlines()[0])
     parser.add_argument("--config", action=ActionConfigFile, help="YAML with any of these options")
     parser.add_argument("root", type=str | None, nargs="?", default=None,
@@ -34,7 +34,7 @@ def parse_args(argv: list[str]) -> Namespace:
     parser.add_argument("--max_clips_per_video", type=int | None, default=None)
     parser.add_argument("--index_cache_dir", type=str, default="data/index", help="'' disables the index cache")
     parser.add_argument("--json", action=ActionYesNo, default=False, help="end with one JSON line")
-    return parser.parse_args(argv)
+    return parser
 
 
 def summarize(dm: KineticsDataModule) -> dict:
@@ -67,8 +67,8 @@ def print_table(summary: dict, root: str | None) -> None:
         print(f"  header of {short['path']} promises {short['header_frames']} frames, {short['num_frames']} decode")
 
 
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     dm = KineticsDataModule(root=args.root, source=args.source, num_frames=args.num_frames,
                             frame_stride=args.frame_stride, target_fps=args.target_fps, resolution=args.resolution,
                             val_fraction=args.val_fraction, max_clips_per_video=args.max_clips_per_video,

@@ -28,6 +28,7 @@ from vqvideo.panels import prediction_panel
 from vqvideo.sampling import DEFAULT_SAMPLER, SAMPLER_NAMES, SamplingOptions, get_sampler
 from vqvideo.sampling.base import task_generator
 from vqvideo.sampling.pipeline import PredictionModels, predict_video, window_starts
+from vqvideo.video_io import video_to_uint8, write_gif, write_mp4
 
 SUMMARY_NAME = "summary.json"  # written last: its presence means the run finished
 RESULT_KEYS = ("videos", "top", "bottom", "given_top", "given_bottom")
@@ -68,8 +69,6 @@ def write_prediction(out_dir: Path, item: LoadedInput, videos: torch.Tensor, cod
                      window_starts: list[int], fps: float, meta: dict) -> list[Path]:
     """videos: (K, 3, N, H, W) float in [-1, 1]; codes: arrays (K, W, ...) keyed top/bottom/given_top/given_bottom.
     Writes <name>.mp4, <name>.gif and <name>.npz (all atomic); returns their paths."""
-    from vqvideo.video_io import video_to_uint8, write_gif, write_mp4
-
     truth = video_to_uint8(item.clip)  # (Tr, H, W, 3)
     samples = video_to_uint8(videos)  # (K, N, H, W, 3)
     scale = max(1, DISPLAY_SIZE // spec.resolution)

@@ -22,9 +22,16 @@ from vqvideo.cache.manifest import (
     MANIFEST_BYTES_PER_CLIP, MANIFEST_NAME, CacheError, CacheIdentity, code_spec_of, read_manifest,
 )
 from vqvideo.cache.plan import plan_clips, plan_sha256
+from vqvideo.cache.shards import done_clip_ids, read_progress, verify_shards
+from vqvideo.cache.writer import check_identity, existing_identity
+from vqvideo.callbacks.code_cache import CodeCacheWriter
 from vqvideo.data.datamodule import KineticsDataModule
-from vqvideo.files import DiskFullError, explain_disk_full
+from vqvideo.data.fixed_clips import FixedClipsDataModule
+from vqvideo.files import DiskFullError, explain_disk_full, file_sha256
+from vqvideo.lit.checkpoints import CheckpointError, read_checkpoint
+from vqvideo.lit.code_encoder import CodeEncoderModule
 from vqvideo.lit.trainer_options import TrainerOptions, run_prediction
+from vqvideo.lit.vqvae_module import load_vqvae
 from vqvideo.models.vqvae import NUM_GIVEN_FRAMES
 
 # KineticsDataModule options that change which pixels are encoded (recorded in the cache identity); the others
@@ -55,9 +62,6 @@ def build_parser() -> ArgumentParser:
 
 def vqvae_identity_parts(checkpoint_path: str) -> tuple[str, dict]:
     """(sha256 of the checkpoint file, its hyper_parameters as plain JSON values)."""
-    from vqvideo.files import file_sha256
-    from vqvideo.lit.checkpoints import read_checkpoint
-
     hparams = read_checkpoint(checkpoint_path).get("hyper_parameters", {})
     return file_sha256(checkpoint_path), json.loads(json.dumps(hparams, sort_keys=True, default=str))
 
@@ -87,13 +91,6 @@ def plan_from_config(cfg, clip_shape: tuple[int, int, int]):
 
 def run_precompute(cfg) -> Path:
     """Plan the clips, check the output directory, and run the prediction loop; returns the cache dir."""
-    from vqvideo.cache.shards import done_clip_ids
-    from vqvideo.cache.writer import check_identity, existing_identity
-    from vqvideo.callbacks.code_cache import CodeCacheWriter
-    from vqvideo.data.fixed_clips import FixedClipsDataModule
-    from vqvideo.lit.code_encoder import CodeEncoderModule
-    from vqvideo.lit.vqvae_module import load_vqvae
-
     out = Path(cfg.out)
     vqvae = load_vqvae(cfg.vqvae)
     vqvae_sha256, vqvae_hparams = vqvae_identity_parts(cfg.vqvae)
@@ -129,8 +126,6 @@ def run_precompute(cfg) -> Path:
 
 def verify_cache(cache_dir: str) -> int:
     """Re-hash every shard of a complete (or, without a manifest, partial) cache; 0 = intact, 1 = not."""
-    from vqvideo.cache.shards import read_progress, verify_shards
-
     root = Path(cache_dir)
     if not root.is_dir():
         print(f"{root} does not exist: pass the --out directory of a `vqvideo precompute` run", file=sys.stderr)
@@ -148,8 +143,6 @@ def verify_cache(cache_dir: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vqvideo.lit.checkpoints import CheckpointError
-
     cfg = build_parser().parse_args(argv)
     try:
         if cfg.verify:

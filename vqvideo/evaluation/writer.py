@@ -1,4 +1,4 @@
-"""`EvalWriter`: the prediction-writer callback of `vqvideo eval`, the code cache writer's pattern for eval records.
+"""`EvalWriter`: the prediction-writer callback of `vqvideo eval` (the code cache writer's pattern for eval records).
 
 Lifecycle on every rank (all hooks run outside `predict_step`):
   setup     rank 0 wipes the folder with `overwrite`, refuses another command's folder, records this command's
@@ -13,36 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import BasePredictionWriter
 
 from vqvideo.evaluation.clips import EvalClip
-from vqvideo.evaluation.records import ClipOutput, ScoringSpec, write_clip, write_failure
+from vqvideo.evaluation.module import EvalBatch
+from vqvideo.evaluation.records import ScoringSpec, write_clip, write_failure
 from vqvideo.evaluation.run import check_run, remove_leftovers, wipe, write_run
-
-
-def _numpy(value: Any) -> Any:
-    return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
-
-
-def clip_outputs(prediction: dict[str, Any]) -> list[ClipOutput | str]:
-    """A batch of `EvalModule.predict_step` output → per clip its ClipOutput, or its read error (a string)."""
-    count = len(prediction["read_error"])
-    seconds = {name: value / count for name, value in prediction["seconds"].items()}  # each clip's share
-    outputs: list[ClipOutput | str] = []
-    for row, error in enumerate(prediction["read_error"]):
-        if error:
-            outputs.append(error)
-            continue
-        pick = lambda group: {name: _numpy(value)[row] for name, value in prediction[group].items()}  # noqa: E731
-        outputs.append(ClipOutput(
-            truth=_numpy(prediction["truth"])[row], reconstruction=_numpy(prediction["reconstruction"])[row],
-            top_only=_numpy(prediction["top_only"])[row], samples=_numpy(prediction["samples"])[row],
-            codes=pick("codes"), sample_codes=pick("sample_codes"),
-            bits={name: float(value) for name, value in pick("bits").items()}, features=pick("features"),
-            seconds=seconds, slice_bits=pick("slice_bits")))
-    return outputs
 
 
 class EvalWriter(BasePredictionWriter):
@@ -66,9 +43,9 @@ class EvalWriter(BasePredictionWriter):
             remove_leftovers(self.out)
         trainer.strategy.barrier("eval-folder-prepared")
 
-    def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: Any,
+    def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: EvalBatch,
                            batch_indices: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        for clip_id, output in zip(prediction["clip_id"].tolist(), clip_outputs(prediction)):
+        for clip_id, output in prediction.clip_outputs():
             clip = self.clips[clip_id]
             if isinstance(output, str):
                 write_failure(self.out, clip, output)

@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 from torch import nn
 
 from vqvideo.evaluation.diagnostics import slice_bits
-from vqvideo.metrics.fvd import i3d_features
+from vqvideo.evaluation.records import ClipOutput
+from vqvideo.evaluation.summary import EvalSettings
+from vqvideo.metrics.fvd import downscale, i3d_features
 from vqvideo.models.vqvae import encode_given_frames
 from vqvideo.sampling import get_sampler
 from vqvideo.sampling.base import SamplingOptions, task_generator
@@ -38,15 +42,61 @@ def chunk_starts(num_frames: int, clip_frames: int) -> list[int]:
     return starts if starts[-1] + clip_frames == num_frames else [*starts, num_frames - clip_frames]
 
 
-def downscale(videos: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (N, T, H, W, 3) → uint8 (N, T, size, size, 3), bilinear with antialiasing (the paper's "downscale
-    our videos to 64 × 64" before FVD); returned unchanged when already that size."""
-    if videos.shape[2:4] == (size, size):
-        return videos
-    frames = videos.flatten(0, 1).permute(0, 3, 1, 2).float()  # (N*T, 3, H, W)
-    frames = F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    frames = frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-    return frames.reshape(*videos.shape[:2], size, size, 3)
+@dataclass(frozen=True)
+class EvalSampling:
+    """How futures are sampled: options, sampler name (`vqvideo.sampling.SAMPLER_NAMES`), the seed of every
+    (clip, sample) generator, and the fixed batch size every batch is computed at (see the module docstring)."""
+
+    options: SamplingOptions
+    sampler: str
+    seed: int
+    batch_size: int
+
+
+def _numpy(value: Any) -> np.ndarray:
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+
+
+@dataclass
+class EvalBatch:
+    """`EvalModule.predict_step`'s output for B clips (first dimension B everywhere, padding rows cut).
+
+    truth, reconstruction: (B, N, H, W, 3) uint8; top_only: (B, Tc, H, W, 3) uint8; samples: (B, K, N, H, W, 3)
+    uint8; codes: top/bottom/given_top/given_bottom int64 (B, ...); sample_codes: the same keys (B, K, windows, ...);
+    bits: top, top_count, bottom, bottom_count (B,) float64; features: '<px>.<system>.<window>' → (B, rows, 400)
+    float32; seconds: sampling and features of the whole batch; clip_id: (B,) int64; read_error: B strings ("" if
+    the clip was read); slice_bits: <level>, <level>_swapped (B, future slices) float64 (`diagnostics.slice_bits`)."""
+
+    truth: np.ndarray
+    reconstruction: np.ndarray
+    top_only: np.ndarray
+    samples: np.ndarray
+    codes: dict[str, torch.Tensor]
+    sample_codes: dict[str, torch.Tensor]
+    bits: dict[str, torch.Tensor]
+    features: dict[str, torch.Tensor]
+    seconds: dict[str, float]
+    clip_id: torch.Tensor
+    read_error: list[str]
+    slice_bits: dict[str, torch.Tensor]
+
+    def clip_outputs(self) -> list[tuple[int, ClipOutput | str]]:
+        """(clip id, its ClipOutput on the CPU, or its read error) per clip; each clip gets an equal share of the
+        batch's seconds."""
+        share = {name: value / len(self.read_error) for name, value in self.seconds.items()}
+        outputs: list[tuple[int, ClipOutput | str]] = []
+        for row, (clip_id, error) in enumerate(zip(self.clip_id.tolist(), self.read_error)):
+            if error:
+                outputs.append((clip_id, error))
+                continue
+            pick = lambda group: {name: _numpy(value)[row] for name, value in group.items()}  # noqa: E731
+            outputs.append((clip_id, ClipOutput(
+                truth=_numpy(self.truth)[row], reconstruction=_numpy(self.reconstruction)[row],
+                top_only=_numpy(self.top_only)[row], samples=_numpy(self.samples)[row], codes=pick(self.codes),
+                sample_codes=pick(self.sample_codes), features=pick(self.features), seconds=share,
+                bits={name: float(value) for name, value in pick(self.bits).items()},
+                slice_bits=pick(self.slice_bits))))
+        return outputs
 
 
 def _synchronize(device: torch.device) -> None:
@@ -57,33 +107,31 @@ def _synchronize(device: torch.device) -> None:
 class EvalModule(LightningModule):
     """Frozen VQ-VAE + priors (+ I3D) for `trainer.predict` over `FixedClipsDataModule` batches.
 
-    clip_keys: the sampling key of each clip id (`vqvideo.evaluation.clips.clip_key`); clip_frames: the VQ-VAE's clip
-    length; num_frames: frames per predicted video (>= clip_frames); fvd_resolutions: frame sizes the I3D sees the
-    videos at (each `downscale`d first); fvd_windows: first frames of the clip-length windows scored by FVD."""
+    settings: the eval's frames, samples and FVD setup (its resolutions: frame sizes the I3D sees the videos at, each
+    `downscale`d first; its windows: first frames of the clip-length windows scored); sampling: how futures are
+    drawn; clip_keys: the sampling key of each clip id (`vqvideo.evaluation.clips.clip_key`)."""
 
-    def __init__(self, models: PredictionModels, clip_keys: list[int], clip_frames: int, num_given_frames: int,
-                 num_frames: int, num_samples: int, options: SamplingOptions, seed: int, batch_size: int,
-                 sampler: str = "cached", i3d: nn.Module | None = None, fvd_protocol: str = "resize",
-                 fvd_resolutions: tuple[int, ...] = (), fvd_windows: tuple[int, ...] = (0,)) -> None:
+    def __init__(self, models: PredictionModels, settings: EvalSettings, sampling: EvalSampling, clip_keys: list[int],
+                 i3d: nn.Module | None = None) -> None:
         super().__init__()
         self.vqvae, self.top_prior, self.bottom_prior = models.vqvae.freeze(), models.top_prior, models.bottom_prior
         for prior in (self.top_prior, self.bottom_prior):
             prior.eval().requires_grad_(False)
         self.i3d = i3d.eval().requires_grad_(False) if i3d is not None else None
-        self.clip_keys, self.clip_frames, self.num_given_frames = clip_keys, clip_frames, num_given_frames
-        self.num_frames, self.num_samples, self.options, self.seed = num_frames, num_samples, options, seed
-        self.batch_size, self.sampler = batch_size, get_sampler(sampler)
-        self.fvd_protocol, self.fvd_resolutions, self.fvd_windows = fvd_protocol, fvd_resolutions, fvd_windows
+        self.clip_keys, self.clip_frames, self.num_frames = clip_keys, settings.clip_frames, settings.num_frames
+        self.num_given_frames, self.num_samples = settings.num_given_frames, settings.num_samples
+        self.options, self.seed, self.batch_size = sampling.options, sampling.seed, sampling.batch_size
+        self.sampler = get_sampler(sampling.sampler)
+        fvd = settings.fvd
+        self.fvd_protocol = fvd.protocol if fvd else None
+        self.fvd_resolutions, self.fvd_windows = (fvd.resolutions, fvd.windows) if fvd else ((), (0,))
 
     @property
     def models(self) -> PredictionModels:
         return PredictionModels(self.vqvae, self.top_prior, self.bottom_prior)
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """batch: clip_id (B,) int64, video (B, 3, N, H, W) float in [-1, 1], read_error: B strings → per clip
-        (first dimension B): truth, reconstruction (B, N, H, W, 3) uint8, top_only (B, Tc, H, W, 3) uint8, samples
-        (B, K, N, H, W, 3) uint8, codes and sample_codes (dicts of int64), bits (dict of (B,) float64), features
-        (dict of (B, rows, 400) float32), seconds (dict of floats, whole batch), clip_id, read_error."""
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> EvalBatch:
+        """batch: clip_id (B,) int64, video (B, 3, N, H, W) float in [-1, 1], read_error: B strings."""
         video, num_clips = batch["video"], batch["video"].shape[0]
         if num_clips < self.batch_size:
             video = torch.cat([video, video[-1:].expand(self.batch_size - num_clips, *video.shape[1:])])
@@ -109,7 +157,8 @@ class EvalModule(LightningModule):
         started = time.perf_counter()
         outputs["features"] = self._features(outputs) if self.i3d is not None else {}
         outputs["seconds"] = {"sampling": sampling_seconds, "features": time.perf_counter() - started}
-        return self._cut(outputs, num_clips) | {"clip_id": batch["clip_id"], "read_error": batch["read_error"]}
+        outputs = self._cut(outputs, num_clips)
+        return EvalBatch(**outputs, clip_id=batch["clip_id"], read_error=list(batch["read_error"]))
 
     # ----- sampling and reconstruction --------------------------------------------------------------------------
     def _sample(self, video: torch.Tensor, keys: list[int]):
