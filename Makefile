@@ -10,6 +10,9 @@ TORCH_SPEC ?= torch==2.13.0
 CONFIG ?=
 ARGS ?=
 OUT ?= outputs/demo
+# make demo DATA=sprites: the generated bouncing sprites (data/sprites) into outputs/sprites; DATA=DIR: any folder of
+# videos into outputs/<DIR's name> (or OUT=...), with the demo's configs
+DATA ?=
 LOGDIR ?= outputs
 
 .PHONY: install test test-all demo train-vqvae precompute train-top train-bottom predict eval \
@@ -34,7 +37,8 @@ test-all: install
 	$(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
 
 demo: install
-	$(BIN)/vqvideo demo --out $(OUT) $(if $(FRESH),--fresh) $(ARGS)
+	$(BIN)/vqvideo demo $(if $(filter file,$(origin OUT)),,--out $(OUT)) $(if $(DATA),--data $(DATA)) \
+	  $(if $(FRESH),--fresh) $(ARGS)
 
 train-vqvae: install
 	$(BIN)/vqvideo fit --config $(or $(CONFIG),experiments/demo/vqvae.yaml) $(ARGS)

@@ -10,11 +10,15 @@ experiments/bench/vqvae.yaml), in eval mode, on random given codes. For each pri
   naive     the plain sampler (a full prior pass per position), timed over its first --prefix positions and
             scaled by the position count: at these shapes a whole plain run takes hours. Said so in the table.
   cached    the cached sampler, the whole volume.
-Exactness (`identical`), checked in the same run: the naive prefix codes equal the cached codes there; the
-cached path's per-position logits equal the teacher-forced pass to 1e-4; and re-picking every code from the
-teacher-forced logits with the same uniforms gives the cached codes everywhere (what the plain sampler would
-return, the network being causal). All of it without TF32 (`ieee_float32`, as the samplers run). Prints a table,
-then one JSON object as the last stdout line. `bench_top`/`bench_bottom` also serve benchmarks/gpu_check.py (any
+Exactness, checked in the same run: the cached path's per-position logits equal the teacher-forced pass to 1e-4
+(max |Δlogit|); re-picking every code from the teacher-forced logits with the same uniforms gives the cached codes
+(what the plain sampler would return, the network being causal); the naive prefix codes equal the cached codes
+there. The two paths compute logits with different kernels, so a uniform within float error of a CDF boundary can
+pick the neighbouring code: every code that differs is listed (`differences`) with whether the logits' float
+difference explains it — its uniform lies within the bound a max |Δlogit| shift puts on that CDF boundary
+(`boundary_tolerance`). `identical` is True when the logits agree to 1e-4 and no difference is unexplained.
+Weights are seeded (--seed), so two runs are the same run. All of it without TF32 (`ieee_float32`, as the samplers
+run). Prints a table, then one JSON object as the last stdout line. `bench_top`/`bench_bottom` also serve benchmarks/gpu_check.py (any
 config folder, any device; prefix None runs the plain sampler over the whole volume).
 """
 
@@ -26,15 +30,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import math
+
 import torch
 
 from vqvideo.lit.configs import build_module
 from vqvideo.sampling import NaiveSampler, get_sampler
-from vqvideo.sampling.base import SamplingOptions, ieee_float32, pick_codes, sampling_uniforms
+from vqvideo.sampling.base import SamplingOptions, filter_logits, ieee_float32, pick_codes, sampling_uniforms
 from vqvideo.sampling.cached import teacher_forced_logits
 
 BENCH = Path(__file__).resolve().parents[1] / "experiments" / "bench"
 OPTIONS = SamplingOptions()
+SOFTMAX_ROUNDING = 2.0 ** -21  # 8 float32 ulps: what the float32 softmax may add to a CDF boundary on its own
 
 
 @dataclass
@@ -46,6 +53,47 @@ class Row:
     cached_s: float
     identical: bool
     max_logit_error: float
+    differences: list[dict]  # codes that differ between the paths (see `difference`)
+
+
+def boundary_tolerance(max_logit_error: float) -> float:
+    """How far a CDF boundary can move when every logit moves by at most max_logit_error: each probability changes
+    by a factor within exp(±2 ε), so a boundary c by at most c (exp(2 ε) - 1) <= exp(2 ε) - 1; plus float32 softmax
+    rounding."""
+    return math.expm1(2 * max_logit_error) + SOFTMAX_ROUNDING
+
+
+def difference(where: str, position: tuple, codes: tuple[int, int], logits: torch.Tensor, uniform: float,
+               tolerance: float) -> dict:
+    """One differing code: where (which comparison), position, the two codes, its uniform, the distance of the
+    uniform to the farthest CDF boundary between the two codes (from `logits`, (K,), as `pick_codes` builds the
+    CDF), and whether that is within `tolerance` (explained by the logits' float difference)."""
+    cdf = filter_logits(logits[None].float(), OPTIONS).softmax(-1).double().cumsum(-1)[0]
+    boundaries = cdf[min(codes):max(codes)] / cdf[-1]  # the boundaries a uniform crosses between the two codes
+    distance = (boundaries - uniform).abs().max().item()
+    return {"where": where, "position": list(position), "codes": list(codes), "uniform": uniform,
+            "boundary_distance": distance, "tolerance": tolerance, "explained": distance <= tolerance}
+
+
+def differences_of(where: str, expected: torch.Tensor, found: torch.Tensor, logits: torch.Tensor,
+                   uniforms: torch.Tensor, tolerance: float, first_only: bool = False) -> list[dict]:
+    """expected, found, uniforms (B, *volume); logits (B, K, *volume) → a `difference` per differing position (with
+    first_only, only each video's first in generation order: its later codes are conditioned on that one)."""
+    positions = (expected != found).nonzero().tolist()  # row-major: generation order within each video
+    if first_only:
+        firsts: dict[int, list[int]] = {}
+        for index in positions:
+            firsts.setdefault(index[0], index)
+        positions = list(firsts.values())
+    return [difference(where, tuple(index), (int(expected[tuple(index)]), int(found[tuple(index)])),
+                       logits[(index[0], slice(None), *index[1:])], float(uniforms[tuple(index)]), tolerance)
+            for index in positions]
+
+
+def exact(error: float, differences: list[dict]) -> bool:
+    """The cached sampler is exact: logits agree to 1e-4 and every differing code is explained by their float
+    difference."""
+    return error < 1e-4 and all(item["explained"] for item in differences)
 
 
 def synchronize(device) -> None:
@@ -62,9 +110,10 @@ def timed(function, device="cpu"):
     return time.perf_counter() - start, result
 
 
-def build(config_path: Path, device):
-    """The config's prior (eval mode, no gradients) on `device` and its latent facts (bench: the paper's shapes,
-    from experiments/bench/vqvae.yaml)."""
+def build(config_path: Path, device, seed: int):
+    """The config's prior (eval mode, no gradients) on `device`, its untrained weights drawn from `seed`, and its
+    latent facts (bench: the paper's shapes, from experiments/bench/vqvae.yaml)."""
+    torch.manual_seed(seed)
     module = build_module(config_path, device=device)
     return module.code_spec, module.prior.eval().requires_grad_(False)
 
@@ -91,7 +140,7 @@ def time_samplers(sample, prefix: int | None, device):
 
 def bench_top(batch_size: int, prefix: int | None, seed: int, config_dir: Path = BENCH, device="cpu") -> Row:
     """The top prior of config_dir/top_prior.yaml on `device`; prefix: positions the plain sampler runs (None: all)."""
-    spec, prior = build(config_dir / "top_prior.yaml", device)
+    spec, prior = build(config_dir / "top_prior.yaml", device, seed)
     generator = torch.Generator().manual_seed(seed)
     given_top = random_codes((batch_size, *spec.given_top_shape), spec.num_top_codes, generator, device)
     given_bottom = random_codes((batch_size, *spec.given_bottom_shape), spec.num_bottom_codes, generator, device)
@@ -109,16 +158,22 @@ def bench_top(batch_size: int, prefix: int | None, seed: int, config_dir: Path =
         cond = prior.condition(given_top, given_bottom, num_slices)
         cached_logits = teacher_forced_logits(prior.pixelcnn, codes, cond)
     uniforms = sampling_uniforms(batch_size, num_slices, height, width, torch.Generator().manual_seed(seed), device)
-    prefix_equal = torch.equal(naive_codes.flatten(1)[:, :prefix], codes.flatten(1)[:, :prefix])
     error = (cached_logits - logits).abs().max().item()
-    identical = prefix_equal and error < 1e-4 and torch.equal(repicked(logits, uniforms), codes)
-    return Row("top", positions, forward_s, naive_s / prefix * positions, cached_s, identical, error)
+    tolerance = boundary_tolerance(error)
+    in_prefix = torch.zeros(positions, dtype=torch.bool, device=codes.device)
+    in_prefix[:prefix] = True
+    in_prefix = in_prefix.view(codes.shape[1:]).expand_as(codes)
+    found = differences_of("repicked from the teacher-forced logits", repicked(logits, uniforms), codes, logits,
+                           uniforms, tolerance)
+    found += differences_of("naive sampler prefix", torch.where(in_prefix, naive_codes, codes), codes, logits,
+                            uniforms, tolerance, first_only=True)
+    return Row("top", positions, forward_s, naive_s / prefix * positions, cached_s, exact(error, found), error, found)
 
 
 def bench_bottom(batch_size: int, prefix: int | None, seed: int, config_dir: Path = BENCH, device="cpu") -> Row:
     """The bottom prior of config_dir/bottom_prior.yaml on `device`; prefix: positions the plain sampler runs in
     each slice (None: all). Only the first slice's prefix can be compared: later slices are conditioned on it."""
-    spec, prior = build(config_dir / "bottom_prior.yaml", device)
+    spec, prior = build(config_dir / "bottom_prior.yaml", device, seed)
     generator = torch.Generator().manual_seed(seed)
     top_codes = random_codes((batch_size, *spec.top_shape), spec.num_top_codes, generator, device)
     given_bottom = random_codes((batch_size, *spec.given_bottom_shape), spec.num_bottom_codes, generator, device)
@@ -136,13 +191,18 @@ def bench_bottom(batch_size: int, prefix: int | None, seed: int, config_dir: Pat
         forward_s, logits = timed(lambda: slice_logits(prior, codes, top_codes, first), device)
         cached_logits = cached_slice_logits(prior, codes, top_codes, first)
     uniforms = sampling_uniforms(batch_size, num_slices, height, width, torch.Generator().manual_seed(seed), device)
-    compared = slice(None) if per_slice == height * width else slice(0, 1)  # all slices, or the first one's prefix
-    naive_part, cached_part = naive_codes[:, first:][:, compared], future[:, compared]
-    prefix_equal = torch.equal(naive_part.flatten(2)[..., :per_slice], cached_part.flatten(2)[..., :per_slice])
     error = (cached_logits - logits).abs().max().item()
-    identical = prefix_equal and error < 1e-4 and torch.equal(repicked(logits, uniforms), future)
+    tolerance = boundary_tolerance(error)
+    compared = num_slices if per_slice == height * width else 1  # all slices, or the first one's prefix
+    in_prefix = torch.zeros(num_slices, height * width, dtype=torch.bool, device=future.device)
+    in_prefix[:compared, :per_slice] = True
+    in_prefix = in_prefix.view(future.shape[1:]).expand_as(future)
+    found = differences_of("repicked from the teacher-forced logits", repicked(logits, uniforms), future, logits,
+                           uniforms, tolerance)
+    found += differences_of("naive sampler prefix", torch.where(in_prefix, naive_codes[:, first:], future), future,
+                            logits, uniforms, tolerance, first_only=True)
     naive_scaled = naive_s / (per_slice * num_slices) * positions  # the plain run did per_slice in every slice
-    return Row("bottom", positions, forward_s, naive_scaled, cached_s, identical, error)
+    return Row("bottom", positions, forward_s, naive_scaled, cached_s, exact(error, found), error, found)
 
 
 def slice_index(batch_size: int, n: int, device) -> torch.Tensor:
@@ -175,11 +235,18 @@ def ratios(row: Row) -> dict:
 def print_table(rows: list[Row], header: str) -> None:
     print(header)
     print(f"{'prior':<7}{'positions':>10}{'forward s':>11}{'naive s':>12}{'cached s':>10}{'naive/cached':>14}"
-          f"{'cached/forward':>16}{'identical':>11}{'max |Δlogit|':>14}")
+          f"{'cached/forward':>16}{'identical':>11}{'max |Δlogit|':>14}{'differ':>8}{'unexplained':>13}")
     for r in rows:
+        unexplained = sum(not item["explained"] for item in r.differences)
         print(f"{r.prior:<7}{r.positions:>10}{r.forward_s:>11.3f}{r.naive_s:>12.1f}{r.cached_s:>10.2f}"
               f"{r.naive_s / r.cached_s:>14.1f}{r.cached_s / r.forward_s:>16.2f}{str(r.identical):>11}"
-              f"{r.max_logit_error:>14.2e}")
+              f"{r.max_logit_error:>14.2e}{len(r.differences):>8}{unexplained:>13}")
+    for r in rows:
+        for item in r.differences:
+            print(f"  {r.prior} {item['where']} at {item['position']}: codes {item['codes']}, uniform "
+                  f"{item['uniform']:.9f} is {item['boundary_distance']:.2e} from a CDF boundary (tolerance "
+                  f"{item['tolerance']:.2e}): {'explained by' if item['explained'] else 'NOT explained by'} the "
+                  "logits' float difference")
 
 
 def main(argv=None) -> None:
@@ -188,7 +255,7 @@ def main(argv=None) -> None:
     parser.add_argument("--prefix", type=int, default=8,
                         help="positions of the plain sampler actually timed (bottom prior: in each slice)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on a shared 2-core CPU)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="weights, given codes and uniforms")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -202,6 +269,9 @@ def main(argv=None) -> None:
         "top_vs_forward": ratios(top)["cached_over_forward"],
         "bottom_vs_forward": ratios(bottom)["cached_over_forward"],
         "identical": top.identical and bottom.identical,
+        "max_logit_error": {"top": top.max_logit_error, "bottom": bottom.max_logit_error},
+        "differences": {"top": top.differences, "bottom": bottom.differences},
+        "unexplained_differences": sum(not item["explained"] for r in (top, bottom) for item in r.differences),
         "top_seconds": {"forward": top.forward_s, "naive_scaled": top.naive_s, "cached": top.cached_s},
         "bottom_seconds": {"forward": bottom.forward_s, "naive_scaled": bottom.naive_s, "cached": bottom.cached_s},
         "batch_size": args.batch_size, "naive_prefix_positions": args.prefix, "threads": args.threads,

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import vqvideo.commands.demo as demo
+from vqvideo.data.sources import hash_split
+from vqvideo.data.sprites import SpriteStyle, write_dataset
 from vqvideo.lit.precision import PrecisionProbe, time_bf16_against_float32
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,8 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 class FakeStages:
     """Stands in for `subprocess.run`: records each stage and writes the output a real run would."""
 
-    def __init__(self, out: Path, fail: str | None = None):
-        self.out, self.fail, self.ran = out, fail, []
+    def __init__(self, out: Path, fail: str | None = None, time_cap: str | None = None):
+        self.out, self.fail, self.time_cap, self.ran = out, fail, time_cap, []
 
     def __call__(self, command, **kwargs):
         stage = self.stage_of(command)
@@ -38,6 +41,9 @@ class FakeStages:
             (folder / "report.json").write_text("{}")
         else:
             (self.out / f"{stage}.ckpt").write_bytes(stage.encode() * (len(self.ran) + 1))
+            steps = 70 if stage == self.time_cap else 100
+            (self.out / f"{stage}.steps.json").write_text(json.dumps(
+                {"steps": steps, "max_steps": 100, "time_cap_hit": steps < 100, "seconds": 1.0}))
         return type("Result", (), {"returncode": 0})()
 
     @staticmethod
@@ -79,8 +85,8 @@ def probe(monkeypatch):
 def run(monkeypatch, tmp_path, probe):
     monkeypatch.chdir(REPO)  # configs are found relative to the repository root
 
-    def run_demo(*args, out=tmp_path / "demo", fail=None):
-        fake = FakeStages(out, fail)
+    def run_demo(*args, out=tmp_path / "demo", fail=None, time_cap=None):
+        fake = FakeStages(out, fail, time_cap)
         monkeypatch.setattr(demo.subprocess, "run", fake)
         code = demo.main([f"--out={out}", "--sampler=naive", *args])
         return code, [stage for stage, _ in fake.ran], fake
@@ -143,6 +149,40 @@ def test_other_output_folder_gets_rewritten_configs(run, tmp_path):
     assert demo.CONFIG_OUT not in config.read_text() and str(out) in config.read_text()
 
 
+def test_a_folder_of_videos_sets_every_stage_on_it(run, tmp_path):
+    videos = tmp_path / "videos"
+    write_dataset(videos, 12, 0, SpriteStyle(size=32, num_frames=16, radius=(3.0, 6.0)))
+    out = tmp_path / "on_folder"
+    code, ran, fake = run(f"--data={videos}", out=out)
+    assert code == 0 and ran == ALL
+    for stage in ("vqvae", "precompute", "top_prior", "bottom_prior"):
+        text = (out / "configs" / f"{stage}.yaml").read_text()
+        data = yaml.safe_load(text)["data"]
+        data = data.get("init_args") or data
+        assert demo.CONFIG_OUT not in text
+        assert data["root"] == str(videos) if stage in ("vqvae", "precompute") else "root" not in data
+    held_out = sorted(path.name for path in (out / "held_out").iterdir())
+    assert held_out and all(hash_split(name, 0.2) == "val" for name in held_out)
+    assert f"--input={out / 'held_out'}" in fake.command_of("predict")
+    assert f"--input={out / 'held_out'}" in fake.command_of("rollout")
+    eval_command = fake.command_of("eval")
+    assert f"--data.root={videos}" in eval_command and "--data.max_clips_per_video=1" in eval_command
+    assert json.loads((out / "timings.json").read_text())["data"] == str(videos)
+
+
+def test_a_time_cap_is_announced_and_recorded(run, tmp_path, capsys):
+    code, _, _ = run(time_cap="top_prior")
+    assert code == 0 and "WARNING: top_prior was stopped by its wall-clock cap at step 70 of 100" in capsys.readouterr().out
+    stages = json.loads((tmp_path / "demo" / "timings.json").read_text())["stages"]
+    assert stages["top_prior"]["time_cap_hit"] and stages["top_prior"]["steps"] == 70
+    assert not stages["vqvae"]["time_cap_hit"] and stages["vqvae"]["steps"] == 100
+
+
+def test_not_a_folder_of_videos_fails_with_the_fix(run, tmp_path, capsys):
+    code, ran, _ = run(f"--data={tmp_path / 'missing'}", out=tmp_path / "x")
+    assert code == 1 and ran == [] and "pass a folder of videos, 'sprites'" in capsys.readouterr().err
+
+
 TRAINING = ("vqvae", "top_prior", "bottom_prior")
 
 
@@ -194,3 +234,16 @@ def test_the_probe_times_the_demo_vqvae_training_step_in_both_precisions(monkeyp
 
     probe = time_bf16_against_float32(recording_loss, repeats=2)
     assert calls == [False, True] * 3 and probe.float32_ms > 0 and probe.bf16_ms > 0
+
+
+@pytest.mark.parametrize("stage", ["vqvae", "top_prior", "bottom_prior"])
+def test_configs_rewritten_for_a_folder_parse_through_the_cli(monkeypatch, tmp_path, capsys, stage):
+    from vqvideo.lit.cli import build_cli
+
+    monkeypatch.chdir(REPO)
+    config = demo.config_for(stage, tmp_path / "out", tmp_path / "videos")
+    with pytest.raises(SystemExit) as exit_info:
+        build_cli(["fit", "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    data = yaml.safe_load(capsys.readouterr().out)["data"]["init_args"]
+    assert data.get("root") == (str(tmp_path / "videos") if stage == "vqvae" else None)

@@ -12,6 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from PIL import Image
 from eval_helpers import NUM_FRAMES, RESOLUTION, eval_args, save_tiny_stages
 from tiny_models import NUM_BOTTOM_CODES, NUM_TOP_CODES, TINY_SPEC
 
@@ -110,6 +111,8 @@ def test_html_links_only_files_that_exist(stand_in_eval):
     links = re.findall(r'(?:src|href)="([^"]+)"', html)
     assert len([link for link in links if link.endswith(".mp4")]) == 2 * len(SYSTEMS)
     assert len([link for link in links if link.endswith(".png")]) == 3
+    gifs = [link for link in links if link.endswith(".gif")]  # one [ground truth | samples] panel per clip shown
+    assert len(gifs) == 2 and Image.open(stand_in_eval / gifs[0]).n_frames == 16
     for link in links:
         assert not link.startswith(("/", "http:", "https:", "file:")) and ".." not in link
         assert (stand_in_eval / link).is_file(), link

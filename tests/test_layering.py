@@ -18,7 +18,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "vqvideo"
 LIGHTNING = ("pytorch_lightning", "lightning")
-TOOL_RUNNERS = {"vqvideo.cli", "vqvideo.commands.demo", "vqvideo.callbacks.precompute_callback"}
+TOOL_RUNNERS = {"vqvideo.cli", "vqvideo.commands.demo"}
 
 
 @dataclass(frozen=True)
@@ -199,8 +199,7 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
 
 def cycles(key) -> tuple[list[set[str]], dict[tuple[str, str], list[Import]]]:
     """Cycles of the graph whose nodes are key(module). Imports of tool modules are left out: tools are entry
-    points that only their runners import (checked above), and a runner such as the precompute callback runs a
-    tool that itself uses callbacks/."""
+    points that only their runners import (checked above)."""
     graph, edges = defaultdict(set), defaultdict(list)
     for found in ALL_IMPORTS:
         if found.target in TOOLS:

@@ -21,9 +21,10 @@ TOOLS = {
     "demo": "vqvideo.commands.demo",
     "human-eval": "vqvideo.human_eval.command",
     "eval": "vqvideo.evaluation.command",
+    "make-sprites": "vqvideo.commands.make_sprites",
 }
 
-USAGE = """usage: vqvideo {fit,validate,test,predict,precompute,eval,describe,data-summary,demo,human-eval} ...
+USAGE = """usage: vqvideo {fit,validate,test,predict,precompute,eval,describe,data-summary,demo,human-eval,make-sprites} ...
 
   fit|validate|test          LightningCLI (--config experiments/<exp>/<stage>.yaml [--ckpt_path CKPT], --help)
   predict --vqvae CKPT --top CKPT --bottom CKPT --input PATH --out DIR   predict 12 frames from 4
@@ -34,6 +35,7 @@ USAGE = """usage: vqvideo {fit,validate,test,predict,precompute,eval,describe,da
   data-summary ROOT          index a video folder and report readable videos and clips
   demo                       the whole pipeline on the bundled real clips
   human-eval make-pairs|serve|report   blinded side-by-side preference study of two systems (Table 1)
+  make-sprites --out DIR --num_videos N --seed S   write the bouncing-sprites dataset (known motion)
 """
 
 

@@ -19,6 +19,10 @@ cache's manifest.json; predict: predictions/summary.json; eval: eval/report.json
 that had to run.
 `--fresh` deletes the demo's outputs and runs everything. With `--out` other than outputs/demo, the configs are
 copied to <out>/configs/ with their `outputs/demo` paths rewritten.
+`--data sprites` (make demo DATA=sprites) runs the same configs on the generated bouncing sprites (data/sprites, written
+first if missing) into outputs/sprites; `--data DIR` on any folder of videos into outputs/<DIR's name> (or --out):
+the configs' data root is rewritten, predict shows a few held-out videos, eval scores one window per held-out video
+(vqvideo.demo_data).
 """
 
 from __future__ import annotations
@@ -34,14 +38,16 @@ from typing import Literal
 
 from jsonargparse import ActionYesNo, ArgumentParser, Namespace
 
+from vqvideo.demo_data import EVAL_CLIPS, DemoData, held_out_inputs, resolve_data, rewrite_config
 from vqvideo.files import atomic_write_json
-from vqvideo.lit.configs import vqvae_and_batch
+from vqvideo.lit.configs import read_yaml, vqvae_and_batch
 from vqvideo.lit.precision import BF16, FLOAT32, cpu_training_precision
 from vqvideo.sampling import DEFAULT_SAMPLER, SAMPLER_NAMES
 
 CONFIG_DIR = Path("experiments/demo")
 CONFIG_OUT = "outputs/demo"  # the output folder written in the demo configs
 TIMINGS_NAME = "timings.json"
+STEPS_SUFFIX = ".steps.json"  # <stage>.steps.json: the StepBudget callback's record of a training stage
 
 
 @dataclass(frozen=True)
@@ -65,12 +71,18 @@ ROLLOUT_FRAMES = 40  # 16 + 2 more windows of 12 new frames each, cut to 40
 # 4 samples each, no I3D (FVD reported missing, with where to get the weights): about a minute on 2 cores.
 # `make eval` uses the same settings, so after the demo it rebuilds this report.
 EVAL_SAMPLES, EVAL_BATCH = 4, 5
-CLEANED = [stage.output for stage in STAGES] + ["tb", "configs", TIMINGS_NAME]
+CLEANED = [stage.output for stage in STAGES] + ["tb", "configs", "held_out", TIMINGS_NAME] + [
+    f"{stage.name}{STEPS_SUFFIX}" for stage in STAGES if stage.done_file.endswith(".ckpt")]
 
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="vqvideo demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=str, default=CONFIG_OUT, help="where every output lands (default outputs/demo)")
+    parser.add_argument("--out", type=str | None, default=None,
+                        help="where every output lands (default outputs/demo; outputs/sprites or outputs/<DIR's name> "
+                             "with --data)")
+    parser.add_argument("--data", type=str | None, default=None,
+                        help="'sprites' (data/sprites, generated if missing) or a folder of videos; default: the "
+                             "bundled clips")
     parser.add_argument("--fresh", action=ActionYesNo, default=False, help="delete the outputs, redo every stage")
     parser.add_argument("--num_samples", type=int, default=3, help="futures sampled per held-out clip")
     parser.add_argument("--sampler", type=Literal[SAMPLER_NAMES], default=DEFAULT_SAMPLER,
@@ -86,40 +98,49 @@ def fingerprint(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def config_for(stage: str, out: Path) -> Path:
-    """experiments/demo/<stage>.yaml, or a copy under <out>/configs with its output paths moved to `out`."""
+def config_for(stage: str, out: Path, root: Path | None = None) -> Path:
+    """experiments/demo/<stage>.yaml, or a copy under <out>/configs with its output paths moved to `out` and its data
+    root set to `root` (None: the bundled clips)."""
     source = CONFIG_DIR / f"{stage}.yaml"
     if not source.is_file():
         raise FileNotFoundError(f"{source} not found: run `vqvideo demo` from the repository root (with experiments/)")
-    if out == Path(CONFIG_OUT):
+    if out == Path(CONFIG_OUT) and root is None:
         return source
     copy = out / "configs" / source.name
     copy.parent.mkdir(parents=True, exist_ok=True)
-    copy.write_text(source.read_text().replace(CONFIG_OUT, str(out)))
+    copy.write_text(rewrite_config(source.read_text(), CONFIG_OUT, out, root))
     return copy
 
 
-def stage_command(stage: str, out: Path, args: Namespace, overwrite_cache: bool, precision: str | None = None
-                  ) -> list[str]:
+def stage_command(stage: str, out: Path, args: Namespace, overwrite_cache: bool, precision: str | None = None,
+                  data: DemoData = DemoData(None, "demo")) -> list[str]:
     """The stage's command line; `precision` (training stages): a --trainer.precision override, None = the YAML's."""
     cli = [sys.executable, "-m", "vqvideo.cli"]
     if stage == "precompute":
         overwrite = ["--overwrite"] if overwrite_cache else []  # the old cache belongs to the old VQ-VAE
-        return cli + ["precompute", "--config", str(config_for(stage, out)), *overwrite]
+        return cli + ["precompute", "--config", str(config_for(stage, out, data.root)), *overwrite]
     checkpoints = [f"--{name}={out / f'{stage_name}.ckpt'}" for name, stage_name in
                    (("vqvae", "vqvae"), ("top", "top_prior"), ("bottom", "bottom_prior"))]
+    inputs = "embedded:val" if data.root is None else str(out / "held_out")
     if stage == "predict":
-        return cli + ["predict", *checkpoints, "--input=embedded:val", f"--out={out / 'predictions'}",
+        return cli + ["predict", *checkpoints, f"--input={inputs}", f"--out={out / 'predictions'}",
                       f"--num_samples={args.num_samples}", f"--sampler={args.sampler}"]
     if stage == "rollout":
-        return cli + ["predict", *checkpoints, "--input=embedded:val", f"--out={out / 'rollout'}",
+        return cli + ["predict", *checkpoints, f"--input={inputs}", f"--out={out / 'rollout'}",
                       "--num_samples=1", f"--num_frames={ROLLOUT_FRAMES}", f"--sampler={args.sampler}"]
     if stage == "eval":
         overwrite = ["--overwrite"] if overwrite_cache else []  # an old eval belongs to the old checkpoints
+        folder = [] if data.root is None else [f"--data.root={data.root}", "--data.max_clips_per_video=1",
+                                               f"--num_clips={EVAL_CLIPS}"]
         return cli + ["eval", *checkpoints, f"--out={out / 'eval'}", f"--num_samples={EVAL_SAMPLES}",
-                      f"--batch_size={EVAL_BATCH}", f"--sampler={args.sampler}", *overwrite]
+                      f"--batch_size={EVAL_BATCH}", f"--sampler={args.sampler}", *folder, *overwrite]
     override = [] if precision is None else [f"--trainer.precision={precision}"]
-    return cli + ["fit", "--config", str(config_for(stage, out)), *override]
+    return cli + ["fit", "--config", str(config_for(stage, out, data.root)), *override]
+
+
+def vqvae_val_fraction(config: Path) -> float:
+    """The validation share of the VQ-VAE config's data (a folder root: the share of files held out)."""
+    return float(read_yaml(config)["data"]["init_args"]["val_fraction"])
 
 
 def vqvae_training_loss(config: Path):
@@ -129,11 +150,11 @@ def vqvae_training_loss(config: Path):
     return lambda: (vqvae(video).reconstruction.float() - video).square().mean()
 
 
-def training_precision(args: Namespace, out: Path) -> tuple[str | None, dict]:
+def training_precision(args: Namespace, out: Path, root: Path | None = None) -> tuple[str | None, dict]:
     """(the --trainer.precision override of the training stages or None, what to record in timings.json)."""
     if args.precision != "auto":
         return args.precision, {"choice": args.precision, "source": "--precision"}
-    chosen, probe = cpu_training_precision(vqvae_training_loss(config_for("vqvae", out)))
+    chosen, probe = cpu_training_precision(vqvae_training_loss(config_for("vqvae", out, root)))
     record = {"choice": chosen, "source": "measured", "vqvae_step_ms_float32": round(probe.float32_ms, 1),
               "vqvae_step_ms_bf16": round(probe.bf16_ms, 1), "bf16_speedup": round(probe.speedup, 2)}
     print(f"[demo] training precision: {chosen} (the demo VQ-VAE's forward + backward on this CPU: float32 "
@@ -167,6 +188,19 @@ def run_stage(stage: Stage, command: list[str]) -> float:
     return seconds
 
 
+def step_budget(out: Path, stage: str) -> dict:
+    """A training stage's StepBudget record ({} for other stages): steps run, and whether its time cap ended it."""
+    path = out / f"{stage}{STEPS_SUFFIX}"
+    if not path.is_file():
+        return {}
+    record = json.loads(path.read_text())
+    if record["time_cap_hit"]:
+        print(f"[demo] WARNING: {stage} was stopped by its wall-clock cap at step {record['steps']} of "
+              f"{record['max_steps']}: this demo's numbers will differ from a run that finished its steps "
+              f"(recorded in {TIMINGS_NAME})", flush=True)
+    return {"steps": record["steps"], "max_steps": record["max_steps"], "time_cap_hit": record["time_cap_hit"]}
+
+
 def clean(out: Path) -> None:
     """Delete only what the demo writes (never the whole folder)."""
     for name in CLEANED:
@@ -177,14 +211,21 @@ def clean(out: Path) -> None:
             path.unlink()
 
 
+def demo_out(args: Namespace, data: DemoData) -> Path:
+    return Path(args.out) if args.out is not None else data.default_out
+
+
 def run_demo(args: Namespace) -> dict:
-    out = Path(args.out)
+    data = resolve_data(args.data)
+    out = demo_out(args, data)
     if args.fresh:
         clean(out)
     out.mkdir(parents=True, exist_ok=True)
+    if data.root is not None:
+        held_out_inputs(data.root, out, vqvae_val_fraction(config_for("vqvae", out, data.root)))
     timings_path = out / TIMINGS_NAME
     previous = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    timings = {"out": str(out), "stages": {}}
+    timings = {"out": str(out), "data": "bundled clips" if data.root is None else str(data.root), "stages": {}}
     if "precision" in previous:  # what the reused checkpoints were trained in, until a training stage runs again
         timings["precision"] = previous["precision"]
     upstream_ran, total_start = False, time.perf_counter()
@@ -195,10 +236,11 @@ def run_demo(args: Namespace) -> dict:
             print(f"[demo] {stage.name}: reusing {out / stage.output} (--fresh redoes it)")
         else:
             if stage.done_file.endswith(".ckpt") and not probed:
-                (precision, timings["precision"]), probed = training_precision(args, out), True
-            command = stage_command(stage.name, out, args, overwrite_cache=upstream_ran, precision=precision)
+                (precision, timings["precision"]), probed = training_precision(args, out, data.root), True
+            command = stage_command(stage.name, out, args, overwrite_cache=upstream_ran, precision=precision,
+                                    data=data)
             seconds = run_stage(stage, command)
-            record = {"status": "ran", "seconds": round(seconds, 1)}
+            record = {"status": "ran", "seconds": round(seconds, 1), **step_budget(out, stage.name)}
             upstream_ran = True
         done = out / stage.done_file
         if not done.is_file():
@@ -237,5 +279,5 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, FileNotFoundError) as error:
         print(f"vqvideo demo: {error}", file=sys.stderr)
         return 1
-    report(timings, Path(args.out))
+    report(timings, Path(timings["out"]))
     return 0

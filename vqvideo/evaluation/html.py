@@ -8,7 +8,7 @@ from __future__ import annotations
 from html import escape
 
 from vqvideo.evaluation.records import system_names
-from vqvideo.evaluation.run import VIDEOS_DIR
+from vqvideo.evaluation.run import GIFS_DIR, VIDEOS_DIR
 from vqvideo.evaluation.tables import STAND_IN_LABEL, Table, all_tables, protocol_lines
 
 DISPLAY_MIN = 128  # px: smaller videos are shown enlarged (pixelated), so codes and motion stay visible
@@ -44,7 +44,7 @@ def clip_rows(report: dict, limit: int) -> str:
     systems = system_names(report["protocol"]["samples_per_clip"])
     size = max(DISPLAY_MIN, report["protocol"]["resolution"])
     quality = report["frame_quality"]["systems"]
-    head = "<th>clip</th>" + "".join(f"<th>{escape(system)}</th>" for system in systems)
+    head = "<th>clip</th>" + "".join(f"<th>{escape(system)}</th>" for system in systems) + "<th>prediction GIF</th>"
     rows = []
     for position, clip in enumerate(clips):
         name = escape(clip["name"])
@@ -53,6 +53,7 @@ def clip_rows(report: dict, limit: int) -> str:
         cells = "".join(
             f'<td><video src="{VIDEOS_DIR}/{escape(system)}/{name}.mp4" width="{size}" height="{size}" autoplay loop '
             f'muted playsinline></video></td>' for system in systems)
+        cells += f'<td><img src="{GIFS_DIR}/{name}.gif" alt="ground truth and samples of {name}"></td>'
         rows.append(f'<tr><td>{name}<br><span class="note">{scores}</span></td>{cells}</tr>')
     shown = len(clips)
     total = len(report["clips"]["list"])

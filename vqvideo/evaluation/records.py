@@ -26,13 +26,14 @@ import numpy as np
 import torch
 
 from vqvideo.evaluation.clips import EvalClip
-from vqvideo.evaluation.run import CODES_DIR, RESULTS_DIR, VIDEOS_DIR
+from vqvideo.evaluation.run import CODES_DIR, GIFS_DIR, RESULTS_DIR, VIDEOS_DIR
 from vqvideo.files import atomic_write_npz
 from vqvideo.metrics.codec import x264_at_budget
 from vqvideo.metrics.code_stability import code_changes, slice_agreement, still_positions
 from vqvideo.metrics.frame_quality import copy_last_frame_video, frame_quality, per_frame_psnr
 from vqvideo.metrics.levels import mean_colour_psnr
-from vqvideo.video_io import write_mp4
+from vqvideo.panels import prediction_panel
+from vqvideo.video_io import write_gif, write_mp4
 
 LEVELS = ("top", "bottom")
 BASELINE_SYSTEMS = ("truth", "reconstruction", "copy_last")
@@ -169,6 +170,8 @@ def write_clip(out: Path, clip: EvalClip, output: ClipOutput, spec: ScoringSpec)
     scores = score_clip(output, spec)
     for system, frames in system_videos(output, spec.num_given_frames).items():
         write_mp4(video_path(out, system, clip.name), frames, clip.fps)
+    panel = prediction_panel(output.truth, np.asarray(output.samples), spec.num_given_frames, scale=2)
+    write_gif(out / GIFS_DIR / f"{clip.name}.gif", panel, clip.fps)
     codes = {key: value.astype(np.uint16) for key, value in output.codes.items()}  # codes < 65536 on disk
     codes |= {f"sample_{key}": value.astype(np.uint16) for key, value in output.sample_codes.items()}
     atomic_write_npz(out / CODES_DIR / f"{clip.name}.npz", codes | {"clip": np.array(json.dumps(clip.as_dict()))})

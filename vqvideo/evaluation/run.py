@@ -21,8 +21,9 @@ from vqvideo.files import TEMP_SUFFIX, atomic_write_json, read_json
 RUN_NAME = "run.json"
 REPORT_JSON, REPORT_MD, INDEX_HTML = "report.json", "report.md", "index.html"
 RESULTS_DIR, VIDEOS_DIR, CODES_DIR, PLOTS_DIR = "results", "videos", "codes", "plots"
+GIFS_DIR = "gifs"  # per clip: [ground truth | samples] panel GIF, shown in index.html
 OWN_FILES = (RUN_NAME, REPORT_JSON, REPORT_MD, INDEX_HTML)
-OWN_FOLDERS = (RESULTS_DIR, VIDEOS_DIR, CODES_DIR, PLOTS_DIR)
+OWN_FOLDERS = (RESULTS_DIR, VIDEOS_DIR, CODES_DIR, PLOTS_DIR, GIFS_DIR)
 
 
 class EvalFolderError(RuntimeError):
@@ -64,7 +65,7 @@ def wipe(out: Path) -> None:
 
 def remove_leftovers(out: Path) -> None:
     """Delete the temporary files of writes a killed run did not finish (never a complete file)."""
-    folders = [out, out / RESULTS_DIR, out / CODES_DIR, out / PLOTS_DIR]
+    folders = [out, out / RESULTS_DIR, out / CODES_DIR, out / PLOTS_DIR, out / GIFS_DIR]
     if (out / VIDEOS_DIR).is_dir():
         folders += [folder for folder in (out / VIDEOS_DIR).iterdir() if folder.is_dir()]
     for folder in folders:

@@ -1,0 +1,42 @@
+"""Building blocks shared by the VQ-VAE and both priors: the gated activation and the residual block.
+
+The residual block is the one of VQ-VAE (van den Oord et al. 2017) and VQ-VAE-2 (Razavi et al. 2019):
+x + conv1x1(relu(conv3x3(relu(x)))), in 2D (the bottom prior's conditioning stack, one slice) or 3D (the
+VQ-VAE's encoder/decoder stacks and the top prior's conditioning stack, a volume).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CONVS = {2: nn.Conv2d, 3: nn.Conv3d}
+
+
+def gate(pre_activation: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Gated activation tanh(a) * sigmoid(b) of the gated PixelCNN: (..., 2C, ...) → (..., C, ...), halves split
+    on `dim` (1 for channels-first features, -1 for channels-last rows in the cached sampler)."""
+    content, gate_logits = pre_activation.chunk(2, dim=dim)
+    return torch.tanh(content) * torch.sigmoid(gate_logits)
+
+
+class ResidualBlock(nn.Module):
+    """features + conv1(relu(conv3(relu(features)))): channels → residual_channels (kernel 3) → channels (kernel 1).
+
+    dims: 2 for (B, C, H, W) features, 3 for (B, C, T, H, W). Output has the input's shape."""
+
+    def __init__(self, channels: int, residual_channels: int, dims: int = 3) -> None:
+        super().__init__()
+        if dims not in CONVS:
+            raise ValueError(f"dims must be 2 or 3, got {dims}")
+        self.conv = CONVS[dims](channels, residual_channels, kernel_size=3, padding=1)
+        self.project = CONVS[dims](residual_channels, channels, kernel_size=1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features + self.project(F.relu(self.conv(F.relu(features))))
+
+
+def residual_stack(channels: int, residual_channels: int, num_blocks: int, dims: int = 3) -> nn.Sequential:
+    """`num_blocks` residual blocks in a row (the stacks of Table 3, Table 5 and Table 8)."""
+    return nn.Sequential(*[ResidualBlock(channels, residual_channels, dims) for _ in range(num_blocks)])
