@@ -1,6 +1,8 @@
 """Bottom prior model invariants (paper §3.2, Table 8): causality by gradients, no blind spot, the conditioning's
 slab upsampling equals upsampling the whole volume, the paper config builds on meta."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,6 +12,8 @@ from tiny_models import experiment_code_spec, tiny_bottom_config, yaml_prior_con
 from vqvideo.lit.bottom_prior_module import BottomPriorModule
 from vqvideo.models.bottom_conditioning import TopUpsampler, upsampling_kernel
 from vqvideo.models.bottom_prior import BottomPrior, BottomPriorConfig
+from vqvideo.sampling import get_sampler
+from vqvideo.sampling.base import SamplingOptions
 
 
 NUM_CODES, NUM_TOP_CODES = 7, 5
@@ -174,3 +178,22 @@ def test_bad_window_and_kernel_are_rejected_with_a_reason():
         tiny_prior(window=3)
     with pytest.raises(ValueError, match="odd"):
         tiny_prior(kernel_size=4)
+
+
+def test_copy_path_adds_the_bonus_to_the_previous_slices_code_in_training_and_sampling():
+    plain = tiny_prior(num_layers=2)
+    copying = BottomPrior(replace(plain.config, copy_previous_slice=True), NUM_TOP_CODES, NUM_CODES,
+                          top_to_bottom_stride=(2, 2, 2)).double()
+    copying.load_state_dict(plain.state_dict(), strict=False)  # same network; only copy_gain is new
+    bottom, top = random_codes(2, (4, 4, 4), (2, 2, 2))
+    index = torch.tensor([1, 3])
+    bonus = copying(bottom, top, index) - plain(bottom, top, index)  # (B, K, Hb, Wb)
+    previous = bottom[torch.arange(2), index - 1]
+    expected = F.one_hot(previous, NUM_CODES).movedim(-1, 1) * torch.log(torch.tensor(float(NUM_CODES)))
+    assert torch.allclose(bonus, expected.double())
+    with torch.no_grad():
+        copying.copy_gain.fill_(1e3)  # copying dominates every logit: sampling must repeat the last given slice
+    for name in ("naive", "cached"):
+        sampled = get_sampler(name).sample_bottom(copying.eval(), top, bottom[:, :2], 2, SamplingOptions(),
+                                                  torch.Generator().manual_seed(0))
+        assert torch.equal(sampled[:, 2:], bottom[:, 1:2].expand(-1, 2, -1, -1))

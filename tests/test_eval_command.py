@@ -125,3 +125,20 @@ def test_the_human_eval_kit_pairs_an_eval_folder(stand_in_eval, tmp_path):
 
     result = make_pairs(stand_in_eval, stand_in_eval, tmp_path / "pairs", b_system="copy_last", progress=False)
     assert result.num_pairs == 2 and not result.only_a and not result.only_b
+
+
+def test_prediction_diagnostics_are_reported(stand_in_eval):
+    report = json.loads((stand_in_eval / "report.json").read_text())
+    diagnostics = report["diagnostics"]
+    for level, num_slices, num_given in (("top", 4, 1), ("bottom", 8, 2)):
+        stability = diagnostics[level]["stability"]
+        assert len(stability["changed_share_per_step"]) == num_slices - 1
+        assert 0 <= stability["changed_share"] <= 1 and 0 <= stability["sampled_changed_share"] <= 1
+        assert len(stability["given_alone_agreement_per_slice"]) == num_given
+        own, swapped = diagnostics[level]["bits_per_slice"], diagnostics[level]["bits_per_slice_swapped"]
+        assert len(own) == len(swapped) == num_slices - num_given and all(bits > 0 for bits in own + swapped)
+    # per-slice teacher-forced bits of the top prior average to the levels table's bits/code (same clips, same codes)
+    top_bits = diagnostics["top"]["bits_per_slice"]
+    assert sum(top_bits) / len(top_bits) == pytest.approx(report["levels"]["top"]["prior_bits_per_code"], rel=1e-4)
+    assert len(diagnostics["sample_vs_reconstruction_psnr_per_frame"]) == NUM_FRAMES
+    assert "Prediction diagnostics" in (stand_in_eval / "index.html").read_text()

@@ -94,3 +94,44 @@ def test_the_tests_tiny_latent_facts_are_the_tiny_vqvaes():
     """tests/tiny_models.py's TINY_SPEC is what the tiny VQ-VAE gives for its clips (the priors' tests rely on it)."""
     with torch.device("meta"):
         assert code_spec_of(VQVAE(tiny_vqvae_config()), CLIP_SHAPE, NUM_GIVEN_FRAMES) == TINY_SPEC
+
+
+def _initialised(config: VQVAEConfig, video: torch.Tensor) -> VQVAE:
+    vqvae = VQVAE(config).train()
+    vqvae(video)  # data-initialise the codebooks on this clip
+    return vqvae.eval()
+
+
+@pytest.mark.parametrize("causal_time", [True, False])
+def test_given_frames_alone_encode_to_their_in_clip_codes_only_when_causal(causal_time):
+    torch.manual_seed(0)
+    video = torch.rand(2, 3, 16, 32, 32) * 2 - 1
+    vqvae = _initialised(tiny_vqvae_config(causal_time=causal_time), video)
+    with torch.no_grad():
+        full, given = vqvae.encode(video), encode_given_frames(vqvae, video)
+        full_latents, given_latents = vqvae._latents(video), vqvae._latents(video[:, :, :NUM_GIVEN_FRAMES])
+    num_top, num_bottom = given.top.shape[1], given.bottom.shape[1]
+    same_latents = torch.allclose(full_latents[0][:, :, :num_top], given_latents[0], atol=1e-5)
+    assert same_latents == causal_time and causal_time == torch.allclose(
+        full_latents[1][:, :, :num_bottom], given_latents[1], atol=1e-5)
+    if causal_time:  # the paper's symmetric padding lets later frames change the first slices' codes
+        assert torch.equal(full.top[:, :num_top], given.top) and torch.equal(full.bottom[:, :num_bottom], given.bottom)
+
+
+def test_causal_time_codes_never_see_later_frames():
+    torch.manual_seed(0)
+    vqvae = VQVAE(tiny_vqvae_config(causal_time=True)).eval()
+    video = (torch.rand(1, 3, 16, 32, 32) * 2 - 1).requires_grad_(True)
+    top_latents, bottom_latents = vqvae._latents(video)  # top (1, D, 4, ...), bottom (1, D, 8, ...)
+    for latents, frames_per_slice in ((top_latents, 4), (bottom_latents, 2)):
+        for index in range(latents.shape[2]):
+            (grad,) = torch.autograd.grad(latents[:, :, index].sum(), video, retain_graph=True)
+            seen = grad.abs().sum(dim=(0, 1, 3, 4)) > 0  # (T,) frames this slice depends on
+            last_frame = (index + 1) * frames_per_slice - 1
+            assert not seen[last_frame + 1:].any() and seen[last_frame]
+
+
+def test_causal_time_keeps_parameter_names():
+    plain, causal = VQVAE(tiny_vqvae_config()), VQVAE(tiny_vqvae_config(causal_time=True))
+    assert plain.state_dict().keys() == causal.state_dict().keys()
+    assert VQVAEConfig().causal_time is False  # the paper's design, and what old checkpoints were trained with

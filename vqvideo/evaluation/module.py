@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 from torch import nn
 
+from vqvideo.evaluation.diagnostics import slice_bits
 from vqvideo.evaluation.records import ClipOutput
 from vqvideo.evaluation.summary import EvalSettings
 from vqvideo.metrics.fvd import downscale, i3d_features
@@ -64,7 +65,7 @@ class EvalBatch:
     uint8; codes: top/bottom/given_top/given_bottom int64 (B, ...); sample_codes: the same keys (B, K, windows, ...);
     bits: top, top_count, bottom, bottom_count (B,) float64; features: '<px>.<system>.<window>' → (B, rows, 400)
     float32; seconds: sampling and features of the whole batch; clip_id: (B,) int64; read_error: B strings ("" if
-    the clip was read)."""
+    the clip was read); slice_bits: <level>, <level>_swapped (B, future slices) float64 (`diagnostics.slice_bits`)."""
 
     truth: np.ndarray
     reconstruction: np.ndarray
@@ -77,6 +78,7 @@ class EvalBatch:
     seconds: dict[str, float]
     clip_id: torch.Tensor
     read_error: list[str]
+    slice_bits: dict[str, torch.Tensor]
 
     def clip_outputs(self) -> list[tuple[int, ClipOutput | str]]:
         """(clip id, its ClipOutput on the CPU, or its read error) per clip; each clip gets an equal share of the
@@ -92,7 +94,8 @@ class EvalBatch:
                 truth=_numpy(self.truth)[row], reconstruction=_numpy(self.reconstruction)[row],
                 top_only=_numpy(self.top_only)[row], samples=_numpy(self.samples)[row], codes=pick(self.codes),
                 sample_codes=pick(self.sample_codes), features=pick(self.features), seconds=share,
-                bits={name: float(value) for name, value in pick(self.bits).items()})))
+                bits={name: float(value) for name, value in pick(self.bits).items()},
+                slice_bits=pick(self.slice_bits))))
         return outputs
 
 
@@ -149,6 +152,7 @@ class EvalModule(LightningModule):
                                             "given_top": prediction.given_codes.top,
                                             "given_bottom": prediction.given_codes.bottom}),
             "bits": self._teacher_forced_bits(codes.top, codes.bottom, given.top, given.bottom),
+            "slice_bits": slice_bits(self.top_prior, self.bottom_prior, codes, given, num_clips),
         }
         started = time.perf_counter()
         outputs["features"] = self._features(outputs) if self.i3d is not None else {}

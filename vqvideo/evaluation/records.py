@@ -29,6 +29,7 @@ from vqvideo.evaluation.clips import EvalClip
 from vqvideo.evaluation.run import CODES_DIR, GIFS_DIR, RESULTS_DIR, VIDEOS_DIR
 from vqvideo.files import atomic_write_npz
 from vqvideo.metrics.codec import x264_at_budget
+from vqvideo.metrics.code_stability import code_changes, slice_agreement, still_positions
 from vqvideo.metrics.frame_quality import copy_last_frame_video, frame_quality, per_frame_psnr
 from vqvideo.metrics.levels import mean_colour_psnr
 from vqvideo.panels import prediction_panel
@@ -53,7 +54,8 @@ class ClipOutput(NamedTuple):
     truth, reconstruction: (N, H, W, 3) uint8 (the reconstruction window by window); top_only: (Tc, H, W, 3)
     uint8 of the first window; samples: (K, N, H, W, 3) uint8; codes: top/bottom/given_top/given_bottom int64 of
     the first window (given_*: the given frames encoded alone); sample_codes: the same keys, (K, windows, ...);
-    bits: top, top_count, bottom, bottom_count floats; features: name → (rows, 400) float32; seconds: name → s."""
+    bits: top, top_count, bottom, bottom_count floats; features: name → (rows, 400) float32; seconds: name → s;
+    slice_bits: <level>, <level>_swapped → (future slices,) float64 bits/code (`diagnostics.slice_bits`)."""
 
     truth: np.ndarray
     reconstruction: np.ndarray
@@ -64,6 +66,7 @@ class ClipOutput(NamedTuple):
     bits: dict[str, float]
     features: dict[str, np.ndarray]
     seconds: dict[str, float]
+    slice_bits: dict[str, np.ndarray]
 
 
 class ScoringSpec(NamedTuple):
@@ -118,9 +121,33 @@ def code_counts(output: ClipOutput, spec: ScoringSpec) -> dict[str, np.ndarray]:
     return counts
 
 
+def diagnostic_scores(output: ClipOutput, spec: ScoringSpec) -> dict[str, np.ndarray]:
+    """One clip's record entries: stability.<level>_<CodeChanges field> (T'-1,) int64 of the clip's codes and
+    stability.sample_<level>_changed (K, T'-1) of the samples' first window; stability.<level>_given_agreement
+    (given slices,) float64; bits.<level>_per_slice(_swapped) (future slices,) float64; psnr.sample_vs_reconstruction
+    (K, N) float64 (every frame, the given ones included)."""
+    truth = torch.from_numpy(np.ascontiguousarray(output.truth[None, :spec.clip_frames]))  # (1, Tc, H, W, 3)
+    scores = {}
+    for level in LEVELS:
+        codes = torch.as_tensor(output.codes[level])[None]  # (1, T', H', W')
+        changes = code_changes(codes, still_positions(truth, tuple(codes.shape[1:])))
+        scores |= {f"stability.{level}_{name}": value.numpy() for name, value in changes._asdict().items()}
+        samples = torch.as_tensor(output.sample_codes[level])[:, 0]  # (K, T', H', W') of the first window
+        scores[f"stability.sample_{level}_changed"] = np.stack(
+            [code_changes(sample[None]).changed.numpy() for sample in samples])
+        given = torch.as_tensor(output.codes[f"given_{level}"])[None]
+        scores[f"stability.{level}_given_agreement"] = slice_agreement(given, codes).numpy()
+        for suffix in ("", "_swapped"):
+            scores[f"bits.{level}_per_slice{suffix}"] = np.asarray(output.slice_bits[f"{level}{suffix}"], np.float64)
+    reconstruction = np.repeat(output.reconstruction[None], output.samples.shape[0], axis=0)  # (K, N, H, W, 3)
+    scores["psnr.sample_vs_reconstruction"] = per_frame_psnr(output.samples, reconstruction).numpy()
+    return scores
+
+
 def score_clip(output: ClipOutput, spec: ScoringSpec) -> dict[str, np.ndarray]:
     """Every per-clip number of the record (see the module docstring)."""
     scores = frame_scores(output, spec.num_given_frames) | window_scores(output, spec) | code_counts(output, spec)
+    scores |= diagnostic_scores(output, spec)
     scores |= {f"bits.{name}": np.float64(value) for name, value in output.bits.items()}
     scores |= {f"features.{name}": np.asarray(value, dtype=np.float32) for name, value in output.features.items()}
     scores |= {f"seconds.{name}": np.float64(value) for name, value in output.seconds.items()}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vqvideo.evaluation.diagnostics import diagnostics_section
 from vqvideo.evaluation.records import LEVELS
 from vqvideo.metrics.fvd import frechet_distance_folds
 from vqvideo.metrics.i3d import WEIGHTS_HELP
@@ -192,4 +193,5 @@ def summarize(records: list[dict], settings: EvalSettings) -> dict:
         raise ValueError("no clip could be read: nothing to report (see the failed clips)")
     return {"frame_quality": frame_quality_section(records, settings),
             "compression": compression_section(records, settings),
-            "levels": levels_section(records, settings), "fvd": fvd_section(records, settings)}
+            "levels": levels_section(records, settings), "diagnostics": diagnostics_section(records),
+            "fvd": fvd_section(records, settings)}

@@ -4,6 +4,7 @@ in markup). Every FVD cell from stand-in I3D weights carries STAND_IN_LABEL.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 STAND_IN_LABEL = "stand-in weights: meaningless"
@@ -155,6 +156,41 @@ def levels_tables(report: dict) -> list[Table]:
     return [usage, top]
 
 
+def diagnostics_tables(report: dict) -> list[Table]:
+    section = report.get("diagnostics")
+    if section is None:
+        return []
+    rows = []
+    for level in ("top", "bottom"):
+        stability = section[level]["stability"]
+        rows.append([level, _number(100 * stability["changed_share"], 1),
+                     _number(100 * stability["still_changed_share"], 1) if not math.isnan(
+                         stability["still_changed_share"]) else "—",
+                     _number(100 * stability["sampled_changed_share"], 1),
+                     " / ".join(_number(100 * share, 0) for share in stability["changed_share_per_step"]),
+                     " / ".join(_number(100 * share, 0) for share in stability["given_alone_agreement_per_slice"]),
+                     " / ".join(_number(bits) for bits in section[level]["bits_per_slice"]),
+                     " / ".join(_number(bits) for bits in section[level]["bits_per_slice_swapped"])])
+    stability = Table("diagnostics", "Prediction diagnostics: code stability and use of the given frames",
+                      ["level", "codes changing between slices %", "… where pixels barely change %",
+                       "samples' codes changing %", "changing per step %", "given alone = in clip, per given slice %",
+                       "bits/code per future slice (own given frames)", "… (another clip's given frames)"], rows,
+                      ["Stability: the share of a level's codes that differ from the previous time slice (first "
+                       "clip window), over all positions and where the pixels barely change (" +
+                       section["still_levels"] + "); a stable code changes only when the picture does.",
+                       "Given alone = in clip: the given frames encoded on their own (what prediction conditions "
+                       "on) against the same slices of the whole clip's encoding (what the priors learned to "
+                       "continue); 100% for a causal_time VQ-VAE.",
+                       "Bits per future slice: teacher-forced, as in training; with another clip's given frames they "
+                       "should rise if the prior uses its conditioning."])
+    versus = Table("sample_vs_reconstruction", "Samples against the reconstruction, per frame (PSNR dB)",
+                   [str(frame) for frame in range(len(section["sample_vs_reconstruction_psnr_per_frame"]))],
+                   [[_number(value, 1) for value in section["sample_vs_reconstruction_psnr_per_frame"]]],
+                   ["Each sample's frame against the VQ-VAE's reconstruction of the same frame, mean over clips and "
+                    "samples; the given frames (first columns) differ only through their codes."])
+    return [stability, versus]
+
+
 def throughput_table(report: dict) -> Table:
     timing = report["run"]["timings"]
     rows = [["sampling", str(timing["sampled_videos"]), _number(timing["sampling_seconds"], 1),
@@ -167,4 +203,4 @@ def throughput_table(report: dict) -> Table:
 
 def all_tables(report: dict) -> list[Table]:
     return [frame_quality_table(report), *fvd_tables(report), compression_table(report), *levels_tables(report),
-            throughput_table(report)]
+            *diagnostics_tables(report), throughput_table(report)]

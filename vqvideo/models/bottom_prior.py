@@ -9,13 +9,21 @@ logits of slice n at (i, j) depend on
 - bottom slices n-w .. n-1 only (the conditioning window), never on slices >= n,
 - all top codes (they are sampled before any bottom slice).
 `condition(...)` runs once per slice, `logits(...)` once per teacher-forced pass.
+
+With `copy_previous_slice` (not in the paper) every logit of slice n at (i, j) gets a learned bonus for the code
+slice n-1 has at (i, j): most codes repeat from slice to slice, and a small prior trained on a few hundred clips
+overfits long before it learns to copy through its conditioning stack (measured, docs/prediction-quality.md).
+The bonus starts at log(num_codes), so an untrained prior already puts about half its mass on copying.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vqvideo.models.bottom_conditioning import BottomConditioning
@@ -41,6 +49,8 @@ class BottomPriorConfig:
         cond_channels: Table 8 hidden units (1024).
         cond_residual_channels: bottleneck of each conditioning residual block (not in the paper).
         num_cond_blocks: Table 8 residual blocks (20).
+        copy_previous_slice: add a learned per-code bonus to the logit of the previous slice's code at the same
+            position (a copy path; not in the paper).
     """
 
     hidden_channels: int = 512
@@ -57,6 +67,7 @@ class BottomPriorConfig:
     cond_channels: int = 1024
     cond_residual_channels: int = 256
     num_cond_blocks: int = 20
+    copy_previous_slice: bool = False
 
 
 class BottomPrior(nn.Module):
@@ -85,6 +96,8 @@ class BottomPrior(nn.Module):
             num_bottom_codes, config.hidden_channels, config.residual_channels, config.cond_channels,
             config.num_layers, config.num_attention_layers, config.num_heads, config.kernel_size, 1, config.dropout,
         )  # fmt: skip
+        # gain of the copy bonus per previous code, in units of log(num_codes) so Adam's ~lr steps move it fast enough
+        self.copy_gain = nn.Parameter(torch.ones(num_bottom_codes)) if config.copy_previous_slice else None
 
     @property
     def window(self) -> int:
@@ -100,8 +113,19 @@ class BottomPrior(nn.Module):
         cond (B, cond_channels, Hb, Wb) float from `condition` → logits (B, num_bottom_codes, Hb, Wb) float."""
         return self.pixelcnn.logits(slice_codes[:, None], cond[:, :, None])[:, :, 0]
 
+    def copy_bonus(self, previous_codes: torch.Tensor) -> torch.Tensor | float:
+        """previous_codes (N, ...) int64: the previous slice's codes at the positions being predicted → (N, K, ...)
+        float bonus to add to their logits (0.0 without `copy_previous_slice`)."""
+        if self.copy_gain is None:
+            return 0.0
+        bonus = math.log(self.num_codes) * self.copy_gain[previous_codes]  # (N, ...)
+        one_hot = F.one_hot(previous_codes, self.num_codes).movedim(-1, 1)  # (N, K, ...)
+        return one_hot * bonus.unsqueeze(1)
+
     def forward(self, bottom_codes: torch.Tensor, top_codes: torch.Tensor, slice_index: torch.Tensor) -> torch.Tensor:
-        """bottom_codes (B, Tb, Hb, Wb) int64; top_codes (B, Tt, Ht, Wt) int64; slice_index (B,) int64 →
+        """bottom_codes (B, Tb, Hb, Wb) int64; top_codes (B, Tt, Ht, Wt) int64; slice_index (B,) int64 (>= 1) →
         logits (B, num_bottom_codes, Hb, Wb) float of slice `slice_index` (teacher-forced)."""
-        slice_codes = bottom_codes[torch.arange(len(slice_index), device=bottom_codes.device), slice_index]
-        return self.logits(slice_codes, self.condition(top_codes, bottom_codes, slice_index))
+        rows = torch.arange(len(slice_index), device=bottom_codes.device)
+        slice_codes = bottom_codes[rows, slice_index]
+        logits = self.logits(slice_codes, self.condition(top_codes, bottom_codes, slice_index))
+        return logits + self.copy_bonus(bottom_codes[rows, (slice_index - 1).clamp(min=0)])

@@ -14,6 +14,23 @@ from torch import nn
 CONVS = {2: nn.Conv2d, 3: nn.Conv3d}
 
 
+class TimeCausalConv3d(nn.Conv3d):
+    """A Conv3d whose time axis is padded on the left only: output slice t sees input slices up to the end of its
+    own window, never later ones (the causal video tokenizers' choice: MAGVIT-v2, CogVideoX, Cosmos). `padding`
+    is the symmetric (t, h, w) padding it replaces; the time padding 2·p_t all goes before the first slice, so the
+    output has the same length as the symmetric conv's. Parameter names are Conv3d's (checkpoints interchange)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0) -> None:
+        triple = lambda value: tuple(value) if isinstance(value, (tuple, list)) else (value,) * 3  # noqa: E731
+        time_pad, height_pad, width_pad = triple(padding)
+        super().__init__(in_channels, out_channels, kernel_size, stride, (0, height_pad, width_pad))
+        self.left_time_pad = 2 * time_pad
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """features (B, C, T, H, W) → (B, C', T', H', W'), T' as with symmetric padding."""
+        return super().forward(F.pad(features, (0, 0, 0, 0, self.left_time_pad, 0)))
+
+
 def gate(pre_activation: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """Gated activation tanh(a) * sigmoid(b) of the gated PixelCNN: (..., 2C, ...) → (..., C, ...), halves split
     on `dim` (1 for channels-first features, -1 for channels-last rows in the cached sampler)."""
@@ -24,19 +41,22 @@ def gate(pre_activation: torch.Tensor, dim: int = 1) -> torch.Tensor:
 class ResidualBlock(nn.Module):
     """features + conv1(relu(conv3(relu(features)))): channels → residual_channels (kernel 3) → channels (kernel 1).
 
-    dims: 2 for (B, C, H, W) features, 3 for (B, C, T, H, W). Output has the input's shape."""
+    dims: 2 for (B, C, H, W) features, 3 for (B, C, T, H, W). Output has the input's shape. conv: the kernel-3
+    convolution's class (default: the plain conv of `dims`; `TimeCausalConv3d` for a causal-in-time stack)."""
 
-    def __init__(self, channels: int, residual_channels: int, dims: int = 3) -> None:
+    def __init__(self, channels: int, residual_channels: int, dims: int = 3, conv: type[nn.Module] | None = None
+                 ) -> None:
         super().__init__()
         if dims not in CONVS:
             raise ValueError(f"dims must be 2 or 3, got {dims}")
-        self.conv = CONVS[dims](channels, residual_channels, kernel_size=3, padding=1)
+        self.conv = (conv or CONVS[dims])(channels, residual_channels, kernel_size=3, padding=1)
         self.project = CONVS[dims](residual_channels, channels, kernel_size=1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return features + self.project(F.relu(self.conv(F.relu(features))))
 
 
-def residual_stack(channels: int, residual_channels: int, num_blocks: int, dims: int = 3) -> nn.Sequential:
-    """`num_blocks` residual blocks in a row (the stacks of Table 3, Table 5 and Table 8)."""
-    return nn.Sequential(*[ResidualBlock(channels, residual_channels, dims) for _ in range(num_blocks)])
+def residual_stack(channels: int, residual_channels: int, num_blocks: int, dims: int = 3,
+                   conv: type[nn.Module] | None = None) -> nn.Sequential:
+    """`num_blocks` residual blocks in a row (the stacks of Table 3, Table 5 and Table 8); conv: see ResidualBlock."""
+    return nn.Sequential(*[ResidualBlock(channels, residual_channels, dims, conv) for _ in range(num_blocks)])

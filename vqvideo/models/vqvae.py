@@ -8,6 +8,10 @@ with the quantized bottom latents and decoded to the clip by a transposed conv (
 During training the bottom half of the decoder input is zeroed for a random subset of clips (§3.1,
 "we randomly mask out the bottom layer") so the top latents must carry the global content.
 
+With `causal_time` the encoder's convolutions pad time on the left only (not the paper's design): slice j's codes
+then depend only on frames up to its end, so the given frames encoded alone get exactly the codes of the same
+slices inside the whole clip, and the priors continue codes the VQ-VAE produces at training time.
+
 Paddings are (kernel - stride) / 2 per axis, so every stride divides its input exactly and a transposed
 conv with the same kernel/stride/padding inverts the shape; `latent_shapes` checks this up front.
 """
@@ -20,7 +24,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from vqvideo.models.layers import residual_stack
+from vqvideo.models.layers import TimeCausalConv3d, residual_stack
 from vqvideo.models.quantizer import EMAVectorQuantizer, QuantizerOutput
 
 Triple = tuple[int, int, int]
@@ -50,6 +54,8 @@ class VQVAEConfig:
         dead_code_patience: training steps a code may go unused before a restart.
         bottom_mask_prob: probability that a training clip's bottom latents are zeroed in the decoder input
             (§3.1 random masking; the paper does not give the value).
+        causal_time: pad the encoder's convolutions in time on the left only, so a slice's codes never depend on
+            later frames (given frames alone encode to their in-clip codes). False: the paper's symmetric padding.
     """
 
     in_channels: int = 3
@@ -69,6 +75,7 @@ class VQVAEConfig:
     restart_dead_codes: bool = False
     dead_code_patience: int = 50
     bottom_mask_prob: float = 0.1
+    causal_time: bool = False
 
 
 class Codes(NamedTuple):
@@ -110,12 +117,13 @@ def same_padding(kernel: Triple, stride: Triple, where: str) -> Triple:
     return tuple((k - s) // 2 for k, s in zip(kernel, stride))
 
 
-def _down_stage(in_ch: int, hidden: int, residual: int, layers: int, kernel: Triple, stride: Triple, where: str):
+def _down_stage(in_ch: int, hidden: int, residual: int, layers: int, kernel: Triple, stride: Triple, where: str,
+                conv: type[nn.Conv3d] = nn.Conv3d):
     return nn.Sequential(
-        nn.Conv3d(in_ch, hidden, kernel, stride, same_padding(kernel, stride, where)),
+        conv(in_ch, hidden, kernel, stride, same_padding(kernel, stride, where)),
         nn.ReLU(),
-        nn.Conv3d(hidden, hidden, 3, padding=1),
-        residual_stack(hidden, residual, layers, dims=3),
+        conv(hidden, hidden, 3, padding=1),
+        residual_stack(hidden, residual, layers, dims=3, conv=conv),
         nn.ReLU(),
     )
 
@@ -147,10 +155,11 @@ class VQVAE(nn.Module):
         self.is_frozen = False
         hidden = config.hidden_channels
         widths = (hidden, config.residual_channels, config.num_residual_layers)
+        encoder_conv = TimeCausalConv3d if config.causal_time else nn.Conv3d
         self.bottom_encoder = _down_stage(
-            config.in_channels, *widths, self.bottom_kernel, self.bottom_stride, "bottom stage"
+            config.in_channels, *widths, self.bottom_kernel, self.bottom_stride, "bottom stage", encoder_conv
         )
-        self.top_encoder = _down_stage(hidden, *widths, self.top_kernel, self.top_stride, "top stage")
+        self.top_encoder = _down_stage(hidden, *widths, self.top_kernel, self.top_stride, "top stage", encoder_conv)
         self.bottom_to_code = nn.Conv3d(hidden, config.code_dim, 1)
         self.top_to_code = nn.Conv3d(hidden, config.code_dim, 1)
         quantizer_args = dict(

@@ -196,8 +196,10 @@ class Sampler:
             slice_index = torch.full((batch_size,), num_given + t, dtype=torch.long, device=given_bottom.device)
             cond = prior.condition(top_codes, bottom_codes, slice_index)[:, :, None]  # (B, C, 1, Hb, Wb)
 
-            def choose_code(_: int, y: int, x: int, logits: torch.Tensor, t: int = t) -> torch.Tensor:
-                return pick_codes(logits, uniforms[:, t, y, x], options)
+            previous = bottom_codes[:, num_given + t - 1]  # (B, Hb, Wb): the copy path's codes, if the prior has one
+
+            def choose_code(_: int, y: int, x: int, logits: torch.Tensor, t: int = t, previous=previous) -> torch.Tensor:
+                return pick_codes(logits + prior.copy_bonus(previous[:, y, x]), uniforms[:, t, y, x], options)
 
             bottom_codes[:, num_given + t] = self.generate(prior.pixelcnn, cond, choose_code, f"bottom slice {t}")[:, 0]
         return bottom_codes

@@ -1,0 +1,80 @@
+"""Which prior costs the predicted frames: decode true, sampled, greedy or copied codes level by level.
+
+    python benchmarks/code_ablation.py outputs/demo [--temperature 1.0]
+
+Reads <run>/vqvae.ckpt, top_prior.ckpt, bottom_prior.ckpt and the code cache <run>/codes (its val split: clips
+the models never trained on). For each variant it decodes (top codes, bottom codes) with the VQ-VAE and prints
+the PSNR (dB) of frame 4 (the first predicted frame), of frames 4-15 and of the given frames 0-3 against the
+decoding of the clip's true codes (the reconstruction, the ceiling). "Copied": every future slice repeats the
+last given slice's codes (the code-level copy-last baseline). The given slices are the given frames encoded alone,
+as prediction sees them. docs/prediction-quality.md explains what the numbers showed.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from vqvideo.cache.dataset import CodesDataset, splice_codes
+from vqvideo.cache.manifest import read_manifest
+from vqvideo.lit.prediction import load_prediction_models
+from vqvideo.sampling import get_sampler
+from vqvideo.sampling.base import SamplingOptions
+
+
+def copied(given: torch.Tensor, num_slices: int) -> torch.Tensor:
+    """given (B, Tg, H, W) → (B, num_slices, H, W): the given slices, then the last one repeated."""
+    return torch.cat([given, given[:, -1:].expand(-1, num_slices - given.shape[1], -1, -1)], dim=1)
+
+
+def psnr_per_frame(video: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """(B, 3, T, H, W) pair in [-1, 1] → (T,) dB of the mean squared error over clips (range 2)."""
+    return 10 * torch.log10(4 / (video - reference).square().mean(dim=(0, 1, 3, 4)))
+
+
+@torch.no_grad()
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", help="a demo output folder (vqvae.ckpt, top_prior.ckpt, bottom_prior.ckpt, codes/)")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    args = parser.parse_args()
+    models = load_prediction_models(f"{args.run}/vqvae.ckpt", f"{args.run}/top_prior.ckpt",
+                                    f"{args.run}/bottom_prior.ckpt")
+    data = CodesDataset(f"{args.run}/codes", read_manifest(f"{args.run}/codes"), "val", "bottom", random_slices=False)
+    codes = data.gather(np.arange(len(data)))
+    given_top, given_bottom = codes["given_top"], codes["given_bottom"]
+    top, bottom = splice_codes(given_top, codes["top"]), splice_codes(given_bottom, codes["bottom"])
+    sampler, generator = get_sampler("cached"), torch.Generator().manual_seed(0)
+    future_top, future_bottom = top.shape[1] - given_top.shape[1], bottom.shape[1] - given_bottom.shape[1]
+
+    def sampled_top(options: SamplingOptions) -> torch.Tensor:
+        future = sampler.sample_top(models.top_prior, given_top, given_bottom, future_top, options, generator)
+        return torch.cat([given_top, future], dim=1)
+
+    def sampled_bottom(top_codes: torch.Tensor, options: SamplingOptions) -> torch.Tensor:
+        return sampler.sample_bottom(models.bottom_prior, top_codes, given_bottom, future_bottom, options, generator)
+
+    options, greedy = SamplingOptions(temperature=args.temperature), SamplingOptions(top_k=1)
+    sampled, copied_bottom = sampled_top(options), copied(given_bottom, bottom.shape[1])
+    variants = {
+        "sampled top + true bottom": (sampled, bottom), "true top + sampled bottom": (top, sampled_bottom(top, options)),
+        "true top + greedy bottom": (top, sampled_bottom(top, greedy)),
+        "both sampled": (sampled, sampled_bottom(sampled, options)),
+        "both greedy": (greedy_top := sampled_top(greedy), sampled_bottom(greedy_top, greedy)),
+        "copied top + true bottom": (copied(given_top, top.shape[1]), bottom),
+        "true top + copied bottom": (top, copied_bottom), "both copied": (copied(given_top, top.shape[1]), copied_bottom),
+    }
+    reconstruction = models.vqvae.decode_codes(top, bottom).clamp(-1, 1)
+    num_given = models.vqvae.bottom_stride[0] * given_bottom.shape[1]  # frames of the given slices
+    print(f"{len(data)} val clips of {args.run}/codes, temperature {args.temperature}; PSNR vs the reconstruction")
+    for name, (top_codes, bottom_codes) in variants.items():
+        psnr = psnr_per_frame(models.vqvae.decode_codes(top_codes, bottom_codes).clamp(-1, 1), reconstruction)
+        print(f"{name:28s} frame {num_given}: {psnr[num_given]:5.1f}  frames {num_given}-{len(psnr) - 1}: "
+              f"{psnr[num_given:].mean():5.1f}  given frames: {psnr[:num_given].mean():5.1f}")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()
