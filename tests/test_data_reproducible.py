@@ -56,6 +56,8 @@ def clip_digests(dataset, num_workers: int) -> list[str]:
     return [hashlib.sha256(video.numpy().tobytes()).hexdigest() for batch in loader for video in batch["video"]]
 
 
+@pytest.mark.slow  # 6 min in a fresh clone's `make test` (2 spinners on 2 cores, 6 passes over 19 clips); the
+# precompute test below checks the same files under the same load, fast
 def test_damaged_slices_decode_identically_in_workers_under_load(damaged_root, tmp_path, cpu_load):
     dm = KineticsDataModule(root=str(damaged_root), num_frames=8, resolution=32, val_fraction=0.0, num_workers=2,
                             index_cache_dir=str(tmp_path / "index"), progress=False)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vqvideo.metrics.code_stability import (
-    bits_per_slice, code_changes, other_clips, slice_agreement, still_positions,
+    bits_per_slice, code_changes, displaced, slice_agreement, still_positions,
 )
 
 
@@ -50,9 +50,9 @@ def test_bits_per_slice_uniform_and_certain():
     assert bits_per_slice(certain, targets).abs().max() < 1e-9
 
 
-def test_other_clips_rolls_only_the_real_clips():
-    rows = torch.arange(4)[:, None]  # 3 clips + 1 padding row
-    assert other_clips(rows, 3)[:, 0].tolist() == [1, 2, 0, 3]
-    assert other_clips(rows)[:, 0].tolist() == [1, 2, 3, 0]
-    with pytest.raises(ValueError, match="at least 2"):
-        other_clips(rows, 1)
+def test_displaced_moves_each_clips_own_codes_by_half_the_grid():
+    codes = torch.arange(2 * 1 * 4 * 6).reshape(2, 1, 4, 6)
+    moved = displaced(codes)
+    assert torch.equal(moved[:, :, 2:, 3:], codes[:, :, :2, :3]) and torch.equal(moved[1], displaced(codes[1:])[0])
+    assert not torch.equal(moved, codes)  # each clip keeps its own codes, only their places change:
+    assert torch.equal(moved.flatten(1).sort(1).values, codes.flatten(1).sort(1).values)

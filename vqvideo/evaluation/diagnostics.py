@@ -2,8 +2,8 @@
 reconstruction ceiling. One story in four steps, each per clip then aggregated:
 
 1. `slice_bits` (in the eval's predict step): each prior's teacher-forced bits per code, future slice by future
-   slice, with the clip's own given frames and with the next clip's (a prior that uses its conditioning spends more
-   bits when given another clip's frames).
+   slice, with the clip's own given frames and with them displaced by half the frame (a prior that uses its
+   conditioning spends more bits when its given frames are wrong).
 2. `vqvideo.evaluation.records.diagnostic_scores` (in the clip's record): code stability in time (codes changing between consecutive slices,
    over all positions and where the pixels barely change), given-frames-alone vs in-clip agreement per given slice,
    and each sample's per-frame PSNR against the reconstruction.
@@ -13,34 +13,28 @@ reconstruction ceiling. One story in four steps, each per clip then aggregated:
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from vqvideo.evaluation.records import LEVELS
-from vqvideo.metrics.code_stability import CodeChanges, bits_per_slice, other_clips
+from vqvideo.metrics.code_stability import CodeChanges, bits_per_slice, displaced
 from vqvideo.models.vqvae import Codes
 
 STABILITY_FIELDS = CodeChanges._fields
 
 
 @torch.no_grad()
-def slice_bits(top_prior: torch.nn.Module, bottom_prior: torch.nn.Module, codes: Codes, given: Codes,
-               num_clips: int) -> dict[str, torch.Tensor]:
+def slice_bits(top_prior: torch.nn.Module, bottom_prior: torch.nn.Module, codes: Codes,
+               given: Codes) -> dict[str, torch.Tensor]:
     """codes: the clips' whole-window codes, top (B, Tt, Ht, Wt) / bottom (B, Tb, Hb, Wb) int64; given: the given
-    frames encoded alone (B, Tg, ...) / (B, Tgb, ...); rows past `num_clips` are batch padding. → '<level>' and
-    '<level>_swapped' (B, future slices) float64 bits/code, teacher-forced as in training (given slices spliced in
-    front); swapped: every clip gets the next real clip's given codes (nan when the batch holds one clip)."""
+    frames encoded alone (B, Tg, ...) / (B, Tgb, ...). → '<level>' and '<level>_swapped' (B, future slices) float64
+    bits/code, teacher-forced as in training (given slices spliced in front); swapped: every clip's given codes
+    `displaced` (not another clip's: those would depend on how the clips are batched)."""
     num_top, num_bottom = given.top.shape[1], given.bottom.shape[1]
     target_top = codes.top[:, num_top:]
     bits = {}
     for suffix, swap in (("", False), ("_swapped", True)):
-        if swap and num_clips < 2:
-            bits |= {f"{level}{suffix}": torch.full_like(bits[level], math.nan) for level in LEVELS}
-            continue
-        given_top, given_bottom = (other_clips(given.top, num_clips), other_clips(given.bottom, num_clips)) \
-            if swap else (given.top, given.bottom)
+        given_top, given_bottom = (displaced(given.top), displaced(given.bottom)) if swap else (given.top, given.bottom)
         top = torch.cat([given_top, target_top], dim=1)  # (B, Tt, Ht, Wt)
         bottom = torch.cat([given_bottom, codes.bottom[:, num_bottom:]], dim=1)  # (B, Tb, Hb, Wb)
         bits[f"top{suffix}"] = bits_per_slice(top_prior(target_top, given_top, given_bottom), target_top)

@@ -152,7 +152,7 @@ class EvalModule(LightningModule):
                                             "given_top": prediction.given_codes.top,
                                             "given_bottom": prediction.given_codes.bottom}),
             "bits": self._teacher_forced_bits(codes.top, codes.bottom, given.top, given.bottom),
-            "slice_bits": slice_bits(self.top_prior, self.bottom_prior, codes, given, num_clips),
+            "slice_bits": slice_bits(self.top_prior, self.bottom_prior, codes, given),
         }
         started = time.perf_counter()
         outputs["features"] = self._features(outputs) if self.i3d is not None else {}

@@ -174,15 +174,15 @@ def diagnostics_tables(report: dict) -> list[Table]:
     stability = Table("diagnostics", "Prediction diagnostics: code stability and use of the given frames",
                       ["level", "codes changing between slices %", "… where pixels barely change %",
                        "samples' codes changing %", "changing per step %", "given alone = in clip, per given slice %",
-                       "bits/code per future slice (own given frames)", "… (another clip's given frames)"], rows,
+                       "bits/code per future slice (own given frames)", "… (given frames displaced by half the frame)"], rows,
                       ["Stability: the share of a level's codes that differ from the previous time slice (first "
                        "clip window), over all positions and where the pixels barely change (" +
                        section["still_levels"] + "); a stable code changes only when the picture does.",
                        "Given alone = in clip: the given frames encoded on their own (what prediction conditions "
                        "on) against the same slices of the whole clip's encoding (what the priors learned to "
                        "continue); 100% for a causal_time VQ-VAE.",
-                       "Bits per future slice: teacher-forced, as in training; with another clip's given frames they "
-                       "should rise if the prior uses its conditioning."])
+                       "Bits per future slice: teacher-forced, as in training; with the given frames' codes displaced "
+                       "by half the frame they should rise if the prior uses its conditioning."])
     versus = Table("sample_vs_reconstruction", "Samples against the reconstruction, per frame (PSNR dB)",
                    [str(frame) for frame in range(len(section["sample_vs_reconstruction_psnr_per_frame"]))],
                    [[_number(value, 1) for value in section["sample_vs_reconstruction_psnr_per_frame"]]],

@@ -8,9 +8,8 @@ put where the picture stays put. These are pure functions on tensors:
   positions whose pixels barely change ("still"), where a stable code would not change at all.
 - `slice_agreement`: per given slice, the share of positions where the given frames encoded alone agree with the
   same slice of the whole clip's encoding (1.0 for a causal-in-time encoder).
-- `bits_per_slice` / `other_clips`: a prior's teacher-forced bits per code slice by slice, and the rows of a batch
-  rolled so that each clip gets another clip's conditioning (bits that do not rise when the conditioning is
-  swapped mean the prior ignores it).
+- `bits_per_slice` / `displaced`: a prior's teacher-forced bits per code slice by slice, and each clip's given
+  codes moved by half the grid (bits that do not rise when the conditioning is displaced mean the prior ignores it).
 """
 
 from __future__ import annotations
@@ -99,10 +98,8 @@ def bits_per_slice(logits: Tensor, targets: Tensor) -> Tensor:
     return nats.mean(dim=(2, 3)) / math.log(2)
 
 
-def other_clips(rows: Tensor, num_clips: int | None = None) -> Tensor:
-    """rows (B, ...) → the same shape where row b holds row (b + 1) mod num_clips: each of the first `num_clips`
-    (default B) clips gets the next clip's values; rows past num_clips (batch padding) are left as they are."""
-    num_clips = rows.shape[0] if num_clips is None else num_clips
-    if num_clips < 2:
-        raise ValueError(f"swapping needs at least 2 clips, got {num_clips}")
-    return torch.cat([rows[:num_clips].roll(-1, dims=0), rows[num_clips:]])
+def displaced(codes: Tensor) -> Tensor:
+    """codes (B, T, H, W) int64 → the same codes rolled by half the grid in height and width: each clip's own content
+    in the wrong place. The conditioning a prior that reads its given frames must do worse with; it depends on the
+    clip alone, not on which clips share its batch, so a multi-device eval reports what a one-device eval does."""
+    return codes.roll(shifts=(codes.shape[-2] // 2, codes.shape[-1] // 2), dims=(-2, -1))
