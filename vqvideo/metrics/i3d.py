@@ -29,8 +29,8 @@ BN_MOMENTUM = 0.001
 
 WEIGHTS_HELP = (
     "I3D weights are not bundled or downloaded: get the Kinetics-400 `i3d_pretrained_400.pt` of VideoGPT's and "
-    "TATS's FVD code, or StyleGAN-V's TorchScript `i3d_torchscript.pt` (README, 'Evaluation metrics', says where), "
-    "and pass its path (`--i3d PATH`)."
+    "TATS's FVD code, or StyleGAN-V's TorchScript `i3d_torchscript.pt` (docs/evaluation.md, 'Evaluation metrics', "
+    "says where), and pass its path (`--i3d PATH`)."
 )
 
 # Inception blocks: name -> (in_channels, out channels of (b0, b1a, b1b, b2a, b2b, b3b)), the published layout.
