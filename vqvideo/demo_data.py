@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from vqvideo.data.sources import hash_split, find_videos
 from vqvideo.data.sprites import INFO_NAME, SpriteStyle, write_dataset
+from vqvideo.lit.configs import dump_yaml, parse_yaml
 
 SPRITES = "sprites"
 SPRITES_ROOT = Path("data/sprites")
@@ -57,14 +56,14 @@ def rewrite_config(text: str, config_out: str, out: Path, root: Path | None) -> 
     text = text.replace(config_out, str(out))
     if root is None:
         return text
-    settings = yaml.safe_load(text)
+    settings = parse_yaml(text)
     data = settings["data"]
     data = data["init_args"] if "init_args" in data else data
     if "root" not in data:  # the priors read the code cache, not videos
         return text
     data["root"] = str(root)
     header = f"# experiments/demo config, rewritten by `vqvideo demo`: outputs in {out}, data root {root}\n"
-    return header + yaml.safe_dump(settings, sort_keys=False)
+    return header + dump_yaml(settings)
 
 
 def held_out_inputs(root: Path, out: Path, val_fraction: float, count: int = HELD_OUT_INPUTS) -> Path:

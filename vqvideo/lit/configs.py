@@ -36,6 +36,16 @@ def read_yaml(config_path: str | Path) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.load(config_path), resolve=True) or {}
 
 
+def parse_yaml(text: str) -> dict[str, Any]:
+    """YAML text as plain containers, read as `read_yaml` reads a file."""
+    return OmegaConf.to_container(OmegaConf.create(text), resolve=True) or {}
+
+
+def dump_yaml(settings: dict[str, Any]) -> str:
+    """Plain containers as YAML text, keys in their order."""
+    return OmegaConf.to_yaml(OmegaConf.create(settings))
+
+
 def class_and_args(config_path: Path, section: dict | None, key: str) -> tuple[type, dict[str, Any]]:
     """The class and init_args a YAML section (`model` or `data`) names."""
     if not isinstance(section, dict) or "class_path" not in section:
