@@ -111,7 +111,8 @@ def run_fault(name: str, demo: Path, args: argparse.Namespace) -> dict:
     timings = json.loads((demo / "timings.json").read_text())
     with FAULTS[name]():
         for stage, steps in (("top_prior", args.top_steps), ("bottom_prior", args.bottom_steps)):
-            override = [] if steps is None else [f"--trainer.max_steps={steps}"]
+            # steps, not the clock, end each run (a 1-thread run beside other work hits the demo's safety caps)
+            override = ["--trainer.max_time=null"] + ([] if steps is None else [f"--trainer.max_steps={steps}"])
             run_command(["fit", "--config", str(fault_config(demo, stage, work)), *override])
         checkpoints = [f"--vqvae={demo / 'vqvae.ckpt'}", f"--top={work / 'top_prior.ckpt'}",
                        f"--bottom={work / 'bottom_prior.ckpt'}"]

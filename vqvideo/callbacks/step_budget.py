@@ -24,6 +24,11 @@ def time_cap_message(steps: int, max_steps: int, seconds: float) -> str:
             f"are not comparable to the last digit (the machine was slower than the budget allows).\n{'!' * 100}")
 
 
+def early_stopped(trainer: Trainer) -> bool:
+    """Whether an EarlyStopping callback's patience ran out (a planned, step-deterministic end of the run)."""
+    return any(callback.wait_count >= callback.patience for callback in getattr(trainer, "early_stopping_callbacks", []))
+
+
 class StepBudget(Callback):
     """record: where to write the JSON verdict (None: only warn)."""
 
@@ -38,9 +43,10 @@ class StepBudget(Callback):
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         steps, max_steps = trainer.global_step, trainer.max_steps
         seconds = time.perf_counter() - self.start
-        time_cap_hit = 0 < max_steps and steps < max_steps
+        stopped_early = early_stopped(trainer)
+        time_cap_hit = 0 < max_steps and steps < max_steps and not stopped_early
         if time_cap_hit:
             rank_zero_warn(time_cap_message(steps, max_steps, seconds))
         if self.record:
             atomic_write_json(Path(self.record), {"steps": steps, "max_steps": max_steps,
-                                                  "time_cap_hit": time_cap_hit, "seconds": round(seconds, 1)})
+                                                  "time_cap_hit": time_cap_hit, "early_stopped": stopped_early, "seconds": round(seconds, 1)})

@@ -198,7 +198,8 @@ def step_budget(out: Path, stage: str) -> dict:
         print(f"[demo] WARNING: {stage} was stopped by its wall-clock cap at step {record['steps']} of "
               f"{record['max_steps']}: this demo's numbers will differ from a run that finished its steps "
               f"(recorded in {TIMINGS_NAME})", flush=True)
-    return {"steps": record["steps"], "max_steps": record["max_steps"], "time_cap_hit": record["time_cap_hit"]}
+    return {"steps": record["steps"], "max_steps": record["max_steps"], "time_cap_hit": record["time_cap_hit"],
+            "early_stopped": record.get("early_stopped", False)}
 
 
 def clean(out: Path) -> None:
