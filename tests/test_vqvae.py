@@ -102,11 +102,11 @@ def _initialised(config: VQVAEConfig, video: torch.Tensor) -> VQVAE:
     return vqvae.eval()
 
 
-@pytest.mark.parametrize("causal_time", [True, False])
-def test_given_frames_alone_encode_to_their_in_clip_codes_only_when_causal(causal_time):
+@pytest.mark.parametrize("causal_time,padding", [(True, "zeros"), (True, "replicate"), (False, "zeros")])
+def test_given_frames_alone_encode_to_their_in_clip_codes_only_when_causal(causal_time, padding):
     torch.manual_seed(0)
     video = torch.rand(2, 3, 16, 32, 32) * 2 - 1
-    vqvae = _initialised(tiny_vqvae_config(causal_time=causal_time), video)
+    vqvae = _initialised(tiny_vqvae_config(causal_time=causal_time, causal_time_padding=padding), video)
     with torch.no_grad():
         full, given = vqvae.encode(video), encode_given_frames(vqvae, video)
         full_latents, given_latents = vqvae._latents(video), vqvae._latents(video[:, :, :NUM_GIVEN_FRAMES])
@@ -118,9 +118,10 @@ def test_given_frames_alone_encode_to_their_in_clip_codes_only_when_causal(causa
         assert torch.equal(full.top[:, :num_top], given.top) and torch.equal(full.bottom[:, :num_bottom], given.bottom)
 
 
-def test_causal_time_codes_never_see_later_frames():
+@pytest.mark.parametrize("padding", ["zeros", "replicate"])
+def test_causal_time_codes_never_see_later_frames(padding):
     torch.manual_seed(0)
-    vqvae = VQVAE(tiny_vqvae_config(causal_time=True)).eval()
+    vqvae = VQVAE(tiny_vqvae_config(causal_time=True, causal_time_padding=padding)).eval()
     video = (torch.rand(1, 3, 16, 32, 32) * 2 - 1).requires_grad_(True)
     top_latents, bottom_latents = vqvae._latents(video)  # top (1, D, 4, ...), bottom (1, D, 8, ...)
     for latents, frames_per_slice in ((top_latents, 4), (bottom_latents, 2)):
@@ -135,3 +136,20 @@ def test_causal_time_keeps_parameter_names():
     plain, causal = VQVAE(tiny_vqvae_config()), VQVAE(tiny_vqvae_config(causal_time=True))
     assert plain.state_dict().keys() == causal.state_dict().keys()
     assert VQVAEConfig().causal_time is False  # the paper's design, and what old checkpoints were trained with
+
+
+@pytest.mark.parametrize("padding,steady", [("replicate", True), ("zeros", False)])
+def test_a_still_clip_encodes_to_the_same_codes_in_every_slice_only_with_replicate_padding(padding, steady):
+    torch.manual_seed(0)
+    frame = torch.rand(2, 3, 1, 32, 32) * 2 - 1
+    video = frame.expand(-1, -1, 16, -1, -1).contiguous()
+    vqvae = _initialised(tiny_vqvae_config(causal_time=True, causal_time_padding=padding), torch.rand(2, 3, 16, 32, 32))
+    with torch.no_grad():
+        latents = vqvae._latents(video)  # top (B, D, 4, ...), bottom (B, D, 8, ...)
+    for level in latents:
+        assert torch.allclose(level, level[:, :, :1].expand_as(level), atol=1e-5) == steady
+
+
+def test_unknown_causal_time_padding_is_refused():
+    with pytest.raises(ValueError, match="time_padding must be one of"):
+        VQVAE(tiny_vqvae_config(causal_time=True, causal_time_padding="reflect"))

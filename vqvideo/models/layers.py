@@ -14,20 +14,32 @@ from torch import nn
 CONVS = {2: nn.Conv2d, 3: nn.Conv3d}
 
 
+TIME_PADDINGS = ("zeros", "replicate")
+
+
 class TimeCausalConv3d(nn.Conv3d):
     """A Conv3d whose time axis is padded on the left only: output slice t sees input slices up to the end of its
     own window, never later ones (the causal video tokenizers' choice: MAGVIT-v2, CogVideoX, Cosmos). `padding`
     is the symmetric (t, h, w) padding it replaces; the time padding 2·p_t all goes before the first slice, so the
-    output has the same length as the symmetric conv's. Parameter names are Conv3d's (checkpoints interchange)."""
+    output has the same length as the symmetric conv's. Parameter names are Conv3d's (checkpoints interchange).
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0) -> None:
+    time_padding "zeros" pads with zeros; "replicate" repeats the first slice (as MAGVIT-v2 and CogVideoX do), so a
+    still scene looks still from its first slice on and encodes to the same codes in every time slice."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 time_padding: str = "zeros") -> None:
+        if time_padding not in TIME_PADDINGS:
+            raise ValueError(f"time_padding must be one of {TIME_PADDINGS}, got {time_padding!r}")
         triple = lambda value: tuple(value) if isinstance(value, (tuple, list)) else (value,) * 3  # noqa: E731
         time_pad, height_pad, width_pad = triple(padding)
         super().__init__(in_channels, out_channels, kernel_size, stride, (0, height_pad, width_pad))
-        self.left_time_pad = 2 * time_pad
+        self.left_time_pad, self.time_padding = 2 * time_pad, time_padding
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """features (B, C, T, H, W) → (B, C', T', H', W'), T' as with symmetric padding."""
+        if self.time_padding == "replicate":
+            first = features[:, :, :1].expand(-1, -1, self.left_time_pad, -1, -1)
+            return super().forward(torch.cat([first, features], dim=2))
         return super().forward(F.pad(features, (0, 0, 0, 0, self.left_time_pad, 0)))
 
 

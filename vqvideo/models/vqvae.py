@@ -19,6 +19,8 @@ conv with the same kernel/stride/padding inverts the shape; `latent_shapes` chec
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -56,6 +58,8 @@ class VQVAEConfig:
             (§3.1 random masking; the paper does not give the value).
         causal_time: pad the encoder's convolutions in time on the left only, so a slice's codes never depend on
             later frames (given frames alone encode to their in-clip codes). False: the paper's symmetric padding.
+        causal_time_padding: with causal_time, what fills the time before the first frame: "zeros", or
+            "replicate" (the first slice repeated: a still scene encodes to the same codes from its first slice on).
     """
 
     in_channels: int = 3
@@ -76,6 +80,7 @@ class VQVAEConfig:
     dead_code_patience: int = 50
     bottom_mask_prob: float = 0.1
     causal_time: bool = False
+    causal_time_padding: str = "zeros"
 
 
 class Codes(NamedTuple):
@@ -118,7 +123,7 @@ def same_padding(kernel: Triple, stride: Triple, where: str) -> Triple:
 
 
 def _down_stage(in_ch: int, hidden: int, residual: int, layers: int, kernel: Triple, stride: Triple, where: str,
-                conv: type[nn.Conv3d] = nn.Conv3d):
+                conv: Callable[..., nn.Conv3d] = nn.Conv3d):
     return nn.Sequential(
         conv(in_ch, hidden, kernel, stride, same_padding(kernel, stride, where)),
         nn.ReLU(),
@@ -155,7 +160,8 @@ class VQVAE(nn.Module):
         self.is_frozen = False
         hidden = config.hidden_channels
         widths = (hidden, config.residual_channels, config.num_residual_layers)
-        encoder_conv = TimeCausalConv3d if config.causal_time else nn.Conv3d
+        encoder_conv = (partial(TimeCausalConv3d, time_padding=config.causal_time_padding) if config.causal_time
+                        else nn.Conv3d)
         self.bottom_encoder = _down_stage(
             config.in_channels, *widths, self.bottom_kernel, self.bottom_stride, "bottom stage", encoder_conv
         )
