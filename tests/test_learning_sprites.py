@@ -8,6 +8,8 @@ measured table): given codes spliced in mirrored or a dropped conditioning stack
 causal mask that leaks or a bottom window that reads the slice it predicts let the prior see its answer in training,
 which drives its teacher-forced bits to ~0 (and, for the window, the samples still beat copy-last). A blind mask
 (no context within the slice) is caught by neither: tests/test_pixelcnn.py checks the masks' receptive field.
+Beating copy-last is a low bar on sprites (painting the background colour scores higher:
+benchmarks/background_baseline.py); this test guards against a broken pipeline, not for good predictions.
 About 6 minutes on 2 CPU cores: `make test-all`, or `pytest -m slow tests/test_learning_sprites.py`.
 """
 
