@@ -7,7 +7,9 @@ Sprites have a known answer: the 4 given frames fix every position and velocity,
 measured table): given codes spliced in mirrored or a dropped conditioning stack pull the samples under copy-last; a
 causal mask that leaks or a bottom window that reads the slice it predicts let the prior see its answer in training,
 which drives its teacher-forced bits to ~0 (and, for the window, the samples still beat copy-last). A blind mask
-(no context within the slice) is caught by neither: tests/test_pixelcnn.py checks the masks' receptive field.
+(no context within the slice) leaves both near the intact pipeline's, so the test also re-scores the priors with the
+present slice hidden from their masked convolutions: a prior that learned to use that context loses bits, one that
+never saw it loses none.
 Beating copy-last is a low bar on sprites (painting the background colour scores higher:
 benchmarks/background_baseline.py); this test guards against a broken pipeline, not for good predictions.
 About 6 minutes on 2 CPU cores: `make test-all`, or `pytest -m slow tests/test_learning_sprites.py`.
@@ -19,10 +21,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+from unittest import mock
+
 import pytest
 
+from vqvideo.cli import main as cli_main
+from vqvideo.models import pixelcnn
+
 REPO = Path(__file__).resolve().parents[1]
-MIN_BITS = 0.2  # bits/code: the intact demo priors score 1.4-2.8 on sprites' future slices; one reading its answer, ~0
+MIN_BITS = 0.2  # bits/code: the intact demo priors score 1.5-2.7 on sprites' future slices; one reading its answer, ~0
+MIN_CONTEXT_BITS = 0.3  # hiding the present slice cost the intact priors 0.6-0.9 (top), 2.3-3.3 (bottom); a blind one, 0
+PRESENT_SLICE_MASK = pixelcnn.CausalMaskedConv3d._present_slice_mask
+
+
+def without_present_slice(kernel_size, stack, include_current):
+    mask = PRESENT_SLICE_MASK(kernel_size, stack, include_current)
+    mask[:, :, -1] = 0  # (out, in, t, h, w): the last time tap is the slice being predicted
+    return mask
+
+
+def bits_per_slice(report: dict) -> dict[str, list[float]]:
+    return {level: report["diagnostics"][level]["bits_per_slice"] for level in ("top", "bottom")}
 
 
 @pytest.mark.slow
@@ -38,9 +57,27 @@ def test_sprites_demo_samples_beat_copy_last(tmp_path):
     samples, copy_last = (systems[name]["psnr"]["mean"] for name in ("sample_mean", "copy_last"))
     stages = json.loads((out / "timings.json").read_text())["stages"]
     capped = [name for name, stage in stages.items() if stage.get("time_cap_hit")]
-    bits = {level: report["diagnostics"][level]["bits_per_slice"] for level in ("top", "bottom")}
+    bits = bits_per_slice(report)
     assert all(value > MIN_BITS for values in bits.values() for value in values), (
         f"teacher-forced bits/code per future slice {bits}: a prior that sees the code it predicts scores ~0")
+    blind = rescore_without_present_slice(tmp_path, out)
+    assert all(hidden - seen > MIN_CONTEXT_BITS for level in bits for seen, hidden in zip(bits[level], blind[level])), (
+        f"bits/code per future slice {bits}, with the present slice hidden {blind}: the priors do not use the context "
+        f"within the slice they predict")
     assert samples > copy_last, (
         f"samples {samples:.2f} dB <= copy-last {copy_last:.2f} dB over the 12 predicted frames of the held-out "
         f"sprites; stages stopped by their time cap: {capped or 'none'}")
+
+
+def rescore_without_present_slice(tmp_path: Path, out: Path) -> dict[str, list[float]]:
+    """The demo's eval of the same checkpoints (one sample: only the teacher-forced bits are read) with every masked
+    convolution blind to the slice it predicts."""
+    checkpoints = [f"--{name}={out / f'{stage}.ckpt'}" for name, stage in
+                   (("vqvae", "vqvae"), ("top", "top_prior"), ("bottom", "bottom_prior"))]
+    run = json.loads((out / "eval" / "run.json").read_text())["data"]
+    with mock.patch.object(pixelcnn.CausalMaskedConv3d, "_present_slice_mask", staticmethod(without_present_slice)):
+        code = cli_main(["eval", *checkpoints, f"--out={out / 'eval_without_present_slice'}", "--num_samples=1",
+                         "--batch_size=5", f"--data.root={tmp_path / run['root']}",
+                         f"--data.max_clips_per_video={run['max_clips_per_video']}", f"--num_clips={run['num_clips']}"])
+    assert code == 0
+    return bits_per_slice(json.loads((out / "eval_without_present_slice" / "report.json").read_text()))
