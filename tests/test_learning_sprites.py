@@ -30,7 +30,8 @@ from vqvideo.models import pixelcnn
 
 REPO = Path(__file__).resolve().parents[1]
 MIN_BITS = 0.2  # bits/code: the intact demo priors score 1.5-2.7 on sprites' future slices; one reading its answer, ~0
-MIN_CONTEXT_BITS = 0.3  # hiding the present slice cost the intact priors 0.6-0.9 (top), 2.3-3.3 (bottom); a blind one, 0
+# hiding the present slice cost the intact priors 0.6-0.9 bits (top), 2.3-3.3 (bottom); priors trained blind, 0
+MIN_CONTEXT_BITS = 0.3
 PRESENT_SLICE_MASK = pixelcnn.CausalMaskedConv3d._present_slice_mask
 
 

@@ -26,7 +26,8 @@ def time_cap_message(steps: int, max_steps: int, seconds: float) -> str:
 
 def early_stopped(trainer: Trainer) -> bool:
     """Whether an EarlyStopping callback's patience ran out (a planned, step-deterministic end of the run)."""
-    return any(callback.wait_count >= callback.patience for callback in getattr(trainer, "early_stopping_callbacks", []))
+    callbacks = getattr(trainer, "early_stopping_callbacks", [])
+    return any(callback.wait_count >= callback.patience for callback in callbacks)
 
 
 class StepBudget(Callback):
@@ -48,5 +49,5 @@ class StepBudget(Callback):
         if time_cap_hit:
             rank_zero_warn(time_cap_message(steps, max_steps, seconds))
         if self.record:
-            atomic_write_json(Path(self.record), {"steps": steps, "max_steps": max_steps,
-                                                  "time_cap_hit": time_cap_hit, "early_stopped": stopped_early, "seconds": round(seconds, 1)})
+            atomic_write_json(Path(self.record), {"steps": steps, "max_steps": max_steps, "time_cap_hit": time_cap_hit,
+                                                  "early_stopped": stopped_early, "seconds": round(seconds, 1)})

@@ -18,10 +18,10 @@ conv with the same kernel/stride/padding inverts the shape; `latent_shapes` chec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from collections.abc import Callable
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -80,7 +80,7 @@ class VQVAEConfig:
     dead_code_patience: int = 50
     bottom_mask_prob: float = 0.1
     causal_time: bool = False
-    causal_time_padding: str = "zeros"
+    causal_time_padding: Literal["zeros", "replicate"] = "zeros"
 
 
 class Codes(NamedTuple):
