@@ -1,6 +1,6 @@
 """Which prior costs the predicted frames: decode true, sampled, greedy or copied codes level by level.
 
-    python benchmarks/code_ablation.py outputs/demo [--temperature 1.0]
+    python benchmarks/code_ablation.py outputs/demo [--temperature 1.0] [--every 4] [--top CKPT] [--bottom CKPT]
 
 Reads <run>/vqvae.ckpt, top_prior.ckpt, bottom_prior.ckpt and the code cache <run>/codes (its val split: clips
 the models never trained on). For each variant it decodes (top codes, bottom codes) with the VQ-VAE and prints
@@ -39,11 +39,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="a demo output folder (vqvae.ckpt, top_prior.ckpt, bottom_prior.ckpt, codes/)")
     parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top", help="top prior checkpoint (default <run>/top_prior.ckpt)")
+    parser.add_argument("--bottom", help="bottom prior checkpoint (default <run>/bottom_prior.ckpt)")
+    parser.add_argument("--every", type=int, default=1, help="use every n-th validation clip (4: no overlap at the "
+                                                                "cache's 4-frame clip step)")
     args = parser.parse_args()
-    models = load_prediction_models(f"{args.run}/vqvae.ckpt", f"{args.run}/top_prior.ckpt",
-                                    f"{args.run}/bottom_prior.ckpt")
+    models = load_prediction_models(f"{args.run}/vqvae.ckpt", args.top or f"{args.run}/top_prior.ckpt",
+                                    args.bottom or f"{args.run}/bottom_prior.ckpt")
     data = CodesDataset(f"{args.run}/codes", read_manifest(f"{args.run}/codes"), "val", "bottom", random_slices=False)
-    codes = data.gather(np.arange(len(data)))
+    codes = data.gather(np.arange(0, len(data), args.every))
     given_top, given_bottom = codes["given_top"], codes["given_bottom"]
     top, bottom = splice_codes(given_top, codes["top"]), splice_codes(given_bottom, codes["bottom"])
     sampler, generator = get_sampler("cached"), torch.Generator().manual_seed(0)
@@ -68,11 +72,14 @@ def main() -> None:
     }
     reconstruction = models.vqvae.decode_codes(top, bottom).clamp(-1, 1)
     num_given = models.vqvae.bottom_stride[0] * given_bottom.shape[1]  # frames of the given slices
-    print(f"{len(data)} val clips of {args.run}/codes, temperature {args.temperature}; PSNR vs the reconstruction")
+    print(f"{len(top)} val clips of {args.run}/codes, temperature {args.temperature}; PSNR vs the reconstruction; "
+          f"top codes equal to the clip's own, per future top slice")
     for name, (top_codes, bottom_codes) in variants.items():
         psnr = psnr_per_frame(models.vqvae.decode_codes(top_codes, bottom_codes).clamp(-1, 1), reconstruction)
+        top_match = (top_codes == top)[:, given_top.shape[1]:].float().mean(dim=(0, 2, 3))
         print(f"{name:28s} frame {num_given}: {psnr[num_given]:5.1f}  frames {num_given}-{len(psnr) - 1}: "
-              f"{psnr[num_given:].mean():5.1f}  given frames: {psnr[:num_given].mean():5.1f}")
+              f"{psnr[num_given:].mean():5.1f}  given frames: {psnr[:num_given].mean():5.1f}  top codes right: "
+              + " ".join(f"{share:.2f}" for share in top_match.tolist()))
 
 
 if __name__ == "__main__":
