@@ -11,7 +11,8 @@ import yaml
 import vqvideo.commands.demo as demo
 from vqvideo.data.sources import hash_split
 from vqvideo.data.sprites import SpriteStyle, write_dataset
-from vqvideo.lit.precision import PrecisionProbe, time_bf16_against_float32
+import vqvideo.lit.precision as precision
+from vqvideo.lit.precision import PrecisionProbe, bf16_flags_in, time_bf16_against_float32
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,6 +79,7 @@ class FakeProbe:
 def probe(monkeypatch):
     fake = FakeProbe()
     monkeypatch.setattr(demo, "cpu_training_precision", fake)
+    monkeypatch.setattr(demo, "x86_bf16_flags", lambda: None)  # a CPU whose flags cannot be read: the timing decides
     return fake
 
 
@@ -218,6 +220,37 @@ def test_no_probe_when_no_training_stage_runs_or_the_precision_is_given(run, pro
     code, _, fake = run("--fresh", "--precision=bf16-mixed")
     assert code == 0 and probe.calls == 1
     assert precision_overrides(fake) == {stage: ["--trainer.precision=bf16-mixed"] for stage in TRAINING}
+
+
+@pytest.mark.parametrize("flags, chosen, override", [(["avx512_bf16", "amx_bf16"], "bf16-mixed", []),
+                                                     ([], "32-true", ["--trainer.precision=32-true"])])
+def test_x86_cpu_flags_decide_without_timing(run, probe, monkeypatch, tmp_path, flags, chosen, override):
+    """Where the flags can be read the choice cannot depend on the machine's load: no timing at all."""
+    monkeypatch.setattr(demo, "x86_bf16_flags", lambda: flags)
+    code, _, fake = run()
+    assert code == 0 and probe.calls == 0
+    assert precision_overrides(fake) == {stage: override for stage in TRAINING}
+    recorded = json.loads((tmp_path / "demo" / "timings.json").read_text())["precision"]
+    assert recorded == {"choice": chosen, "source": "cpu flags", "flags": flags}
+
+
+def test_bf16_flags_are_read_from_the_flags_lines_only():
+    cpuinfo = ("processor\t: 0\nmodel name\t: amx_bf16 in a name does not count\n"
+               "flags\t\t: fpu sse2 avx512f amx_bf16 amx_tile avx512_bf16\n\nprocessor\t: 1\n"
+               "flags\t\t: fpu sse2 avx512f amx_bf16 amx_tile avx512_bf16\n")
+    assert bf16_flags_in(cpuinfo) == ["avx512_bf16", "amx_bf16"]
+    assert bf16_flags_in("flags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n") == []
+
+
+def test_x86_bf16_flags_reads_a_cpuinfo_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(precision.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(precision.platform, "machine", lambda: "x86_64")
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu avx512_bf16\n")
+    assert precision.x86_bf16_flags(cpuinfo) == ["avx512_bf16"]
+    assert precision.x86_bf16_flags(tmp_path / "missing") is None
+    monkeypatch.setattr(precision.platform, "machine", lambda: "arm64")
+    assert precision.x86_bf16_flags(cpuinfo) is None
 
 
 def test_the_probe_times_the_demo_vqvae_training_step_in_both_precisions(monkeypatch):

@@ -9,10 +9,11 @@ Stages, each a subprocess of this Python so its logs stream as they come:
   rollout       vqvideo predict ... --num_frames 40 --num_samples 1        → <out>/rollout/ (40-frame rollouts)
   eval          vqvideo eval ... --num_samples 4 (no I3D: FVD left out)  → <out>/eval/ (report, index.html)
 Training precision (`--precision`, default auto): the demo VQ-VAE's YAML asks for bf16-mixed; before the first
-training stage that runs, auto times that VQ-VAE's training step (forward + backward on one random batch of the
-YAML's shape) in float32 and under bf16 autocast on this CPU, and trains every stage in 32-true where bf16 is not at
-least 1.1x faster (CPUs without bf16 instructions); the figures are printed and kept in timings.json. bf16-mixed or
-32-true: every training stage in that precision, no probe.
+training stage that runs, auto decides for every stage. On x86 Linux it reads the CPU's flags (bf16-mixed with
+avx512_bf16 or amx_bf16, else 32-true), so a machine always gets the same choice. Elsewhere it times that VQ-VAE's
+training step (forward + backward on one random batch of the YAML's shape) in float32 and under bf16 autocast, and
+trains in 32-true where bf16 is not at least 1.1x faster. What decided is printed and kept in timings.json.
+bf16-mixed or 32-true: every training stage in that precision, no check.
 Wall time per stage is printed and written to <out>/timings.json. A re-run reuses every stage whose output is
 complete (a training stage: its checkpoint is the one a finished run recorded in timings.json; precompute: the
 cache's manifest.json; predict: predictions/summary.json; eval: eval/report.json) and redoes every stage after one
@@ -41,7 +42,7 @@ from jsonargparse import ActionYesNo, ArgumentParser, Namespace
 from vqvideo.demo_data import EVAL_CLIPS, DemoData, held_out_inputs, resolve_data, rewrite_config
 from vqvideo.files import atomic_write_json
 from vqvideo.lit.configs import read_yaml, vqvae_and_batch
-from vqvideo.lit.precision import BF16, FLOAT32, cpu_training_precision
+from vqvideo.lit.precision import BF16, FLOAT32, cpu_training_precision, x86_bf16_flags
 from vqvideo.sampling import DEFAULT_SAMPLER, SAMPLER_NAMES
 
 CONFIG_DIR = Path("experiments/demo")
@@ -88,8 +89,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--sampler", type=Literal[SAMPLER_NAMES], default=DEFAULT_SAMPLER,
                         help="cached (fast) or naive: identical codes")
     parser.add_argument("--precision", type=Literal["auto", BF16, FLOAT32], default="auto",
-                        help="training precision: auto (the YAMLs', 32-true where bf16 is not faster on this CPU; "
-                             "measured), or this one for every training stage")
+                        help="training precision: auto (the YAMLs', 32-true on a CPU without bf16 instructions: "
+                             "its flags on x86 Linux, else a timing), or this one for every training stage")
     return parser
 
 
@@ -154,6 +155,12 @@ def training_precision(args: Namespace, out: Path, root: Path | None = None) -> 
     """(the --trainer.precision override of the training stages or None, what to record in timings.json)."""
     if args.precision != "auto":
         return args.precision, {"choice": args.precision, "source": "--precision"}
+    flags = x86_bf16_flags()
+    if flags is not None:
+        chosen = BF16 if flags else FLOAT32
+        print(f"[demo] training precision: {chosen} (this x86 CPU's bf16 instruction flags: "
+              f"{' '.join(flags) or 'none'})", flush=True)
+        return (None if chosen == BF16 else FLOAT32), {"choice": chosen, "source": "cpu flags", "flags": flags}
     chosen, probe = cpu_training_precision(vqvae_training_loss(config_for("vqvae", out, root)))
     record = {"choice": chosen, "source": "measured", "vqvae_step_ms_float32": round(probe.float32_ms, 1),
               "vqvae_step_ms_bf16": round(probe.bf16_ms, 1), "bf16_speedup": round(probe.speedup, 2)}
