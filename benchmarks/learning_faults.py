@@ -14,6 +14,11 @@ real bug would be, and prints the samples' PSNR over the predicted frames beside
 
   python benchmarks/learning_faults.py --demo outputs/sprites [--faults none,splice] [--top_steps 100]
 
+With `--faults none` and more steps it measures what longer prior training gives the same VQ-VAE, e.g.
+  python benchmarks/learning_faults.py --faults none --top_steps 3000 --bottom_steps 3000 --num_samples 4 \
+    --top_args "--trainer.val_check_interval=150" \
+    --bottom_args "--trainer.val_check_interval=150 --model.init_args.optimization.lr_total_steps=null"
+
 Writes <demo>/faults/<fault>/ (checkpoints, eval) and <demo>/faults/summary.json. A fault passes the check when
 samples beat copy-last by `--margin` dB; the check is useful when `none` passes and every fault fails.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shlex
 from pathlib import Path
 from unittest import mock
 
@@ -113,6 +119,7 @@ def run_fault(name: str, demo: Path, args: argparse.Namespace) -> dict:
         for stage, steps in (("top_prior", args.top_steps), ("bottom_prior", args.bottom_steps)):
             # steps, not the clock, end each run (a 1-thread run beside other work hits the demo's safety caps)
             override = ["--trainer.max_time=null"] + ([] if steps is None else [f"--trainer.max_steps={steps}"])
+            override += shlex.split(args.top_args if stage == "top_prior" else args.bottom_args)
             run_command(["fit", "--config", str(fault_config(demo, stage, work)), *override])
         checkpoints = [f"--vqvae={demo / 'vqvae.ckpt'}", f"--top={work / 'top_prior.ckpt'}",
                        f"--bottom={work / 'bottom_prior.ckpt'}"]
@@ -136,8 +143,12 @@ def main() -> int:
     parser.add_argument("--num_clips", type=int, default=10)
     parser.add_argument("--num_samples", type=int, default=2)
     parser.add_argument("--margin", type=float, default=0.0, help="dB samples must beat copy-last by")
+    parser.add_argument("--top_args", default="", help="more `vqvideo fit` overrides for the top prior, e.g. "
+                        "'--trainer.val_check_interval=150'")
+    parser.add_argument("--bottom_args", default="", help="the same for the bottom prior")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: runs beside other work)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     results = [run_fault(name, args.demo, args) for name in args.faults.split(",")]
     for result in results:
         print(f"{result['fault']:<18} samples {result['samples_psnr']:6.2f} dB  copy-last "
