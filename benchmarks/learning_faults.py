@@ -16,8 +16,8 @@ real bug would be, and prints the samples' PSNR over the predicted frames beside
 
 With `--faults none` and more steps it measures what longer prior training gives the same VQ-VAE, e.g.
   python benchmarks/learning_faults.py --faults none --top_steps 3000 --bottom_steps 3000 --num_samples 4 \
-    --top_args "--trainer.val_check_interval=150" \
-    --bottom_args "--trainer.val_check_interval=150 --model.init_args.optimization.lr_total_steps=null"
+    --top_args="--trainer.val_check_interval=150" \
+    --bottom_args="--trainer.val_check_interval=150 --model.init_args.optimization.lr_total_steps=null"
 
 Writes <demo>/faults/<fault>/ (checkpoints, eval) and <demo>/faults/summary.json. A fault passes the check when
 samples beat copy-last by `--margin` dB; the check is useful when `none` passes and every fault fails.
@@ -143,8 +143,8 @@ def main() -> int:
     parser.add_argument("--num_clips", type=int, default=10)
     parser.add_argument("--num_samples", type=int, default=2)
     parser.add_argument("--margin", type=float, default=0.0, help="dB samples must beat copy-last by")
-    parser.add_argument("--top_args", default="", help="more `vqvideo fit` overrides for the top prior, e.g. "
-                        "'--trainer.val_check_interval=150'")
+    parser.add_argument("--top_args", default="", help="more `vqvideo fit` overrides for the top prior, "
+                        "after an = sign: --top_args='--trainer.val_check_interval=150'")
     parser.add_argument("--bottom_args", default="", help="the same for the bottom prior")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: runs beside other work)")
     args = parser.parse_args()
