@@ -44,7 +44,7 @@ import torch
 import yaml
 
 from vqvideo.cache.dataset import CodesDataModule
-from vqvideo.cache.manifest import CacheIdentity, ClipRecord, code_spec_of
+from vqvideo.cache.manifest import CacheIdentity, ClipRecord, CodeSpec, code_spec_of
 from vqvideo.cache.shards import RankShardWriter, codes_to_uint16
 from vqvideo.cache.writer import merge_manifest, wipe_cache
 from vqvideo.commands.demo import config_for
@@ -67,13 +67,13 @@ def reflect(position: np.ndarray, size: int) -> np.ndarray:
     return np.where(folded > size - 1, period - folded, folded)
 
 
-def world(rng: np.random.Generator, spec) -> tuple[np.ndarray, np.ndarray]:
+def world(rng: np.random.Generator, spec: CodeSpec) -> tuple[np.ndarray, np.ndarray]:
     """One clip: top (Tt, Ht, Wt) and bottom (Tb, Hb, Wb) int64 codes of a few objects moving and bouncing."""
-    (tt, ht, wt), (tb, hb, wb) = spec.top_shape, spec.bottom_shape
+    tb, hb, wb = spec.bottom_shape
     st, sy, sx = spec.top_to_bottom_stride
     background = int(rng.integers(NUM_BACKGROUNDS))
     bottom = np.full((tb, hb, wb), background, dtype=np.int64)
-    top = np.full((tt, ht, wt), background, dtype=np.int64)
+    top = np.full(spec.top_shape, background, dtype=np.int64)
     for _ in range(int(rng.integers(1, 4))):
         colour = int(rng.integers(NUM_COLOURS))
         start = np.array([rng.integers(hb), rng.integers(wb)])
@@ -86,7 +86,7 @@ def world(rng: np.random.Generator, spec) -> tuple[np.ndarray, np.ndarray]:
     return top, bottom
 
 
-def write_cache(cache_dir: Path, spec, num_clips: int, val_fraction: float, seed: int) -> None:
+def write_cache(cache_dir: Path, spec: CodeSpec, num_clips: int, val_fraction: float, seed: int) -> None:
     """The code world as a complete code cache (manifest, shards) in the real format."""
     wipe_cache(cache_dir)
     num_given_top, num_given_bottom = spec.given_top_shape[0], spec.given_bottom_shape[0]
@@ -203,7 +203,7 @@ class Lookup(torch.nn.Module):
     """The simplest learner of the codes of an even bottom slice: a bottom cell reads the code of its top cell at
     the same time (which names the object there and its place in the cell) and its own place in the cell."""
 
-    def __init__(self, spec, width: int = 64) -> None:
+    def __init__(self, spec: CodeSpec, width: int = 64) -> None:
         super().__init__()
         self.stride = spec.top_to_bottom_stride
         self.places = self.stride[1] * self.stride[2]
@@ -221,7 +221,7 @@ class Lookup(torch.nn.Module):
         return self.mlp(torch.cat([features, place.expand(len(parent), -1, -1, -1)], dim=-1))
 
 
-def lookup_calibration(out: Path, spec, steps: int, batch_size: int, learning_rate: float) -> list[tuple[int, float]]:
+def lookup_calibration(out: Path, spec: CodeSpec, steps: int, batch_size: int, learning_rate: float) -> list[tuple[int, float]]:
     """How many steps the simplest learner (`Lookup`, AdamW at the bottom prior's batch size and learning rate)
     needs for the objects of the even bottom slices: (step, share of held-out object cells right) every 10%."""
     torch.manual_seed(0)
