@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -123,10 +124,10 @@ def prior_config(stage: str, out: Path, steps: int | None) -> Path:
     return path
 
 
-def train(stage: str, out: Path, steps: int | None) -> float:
-    """Seconds `vqvideo fit` took for the stage."""
+def train(stage: str, out: Path, steps: int | None, overrides: str = "") -> float:
+    """Seconds `vqvideo fit` took for the stage; `overrides`: more fit arguments, shell-quoted."""
     command = [sys.executable, "-m", "vqvideo.cli", "fit", "--config", str(prior_config(stage, out, steps)),
-               "--trainer.enable_progress_bar=false"]
+               "--trainer.enable_progress_bar=false", *shlex.split(overrides)]
     start = time.perf_counter()
     subprocess.run(command, check=True)
     return time.perf_counter() - start
@@ -274,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val_fraction", type=float, default=0.1)
     parser.add_argument("--top_steps", type=int, default=None, help="default: the demo YAML's budget; N: N steps (cosine over all, no early stop)")
     parser.add_argument("--bottom_steps", type=int, default=None, help="as --top_steps")
+    parser.add_argument("--top_args", default="", help="more `vqvideo fit` overrides for the top prior, after an = "
+                        "sign: --top_args='--model.init_args.optimization.learning_rate=1e-3'")
+    parser.add_argument("--bottom_args", default="", help="the same for the bottom prior")
     parser.add_argument("--sampler", default="cached")
     parser.add_argument("--lookup_steps", type=int, default=2000, help="steps of the lookup calibration (0: none)")
     parser.add_argument("--seed", type=int, default=0)
@@ -286,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     timings = json.loads(previous.read_text()).get("timings_s", {}) if args.eval_only and previous.is_file() else {}
     if not args.eval_only:
         write_cache(args.out / "codes", spec, args.num_clips, args.val_fraction, args.seed)
-        timings = {"top_prior": round(train("top_prior", args.out, args.top_steps)),
-                   "bottom_prior": round(train("bottom_prior", args.out, args.bottom_steps))}
+        timings = {"top_prior": round(train("top_prior", args.out, args.top_steps, args.top_args)),
+                   "bottom_prior": round(train("bottom_prior", args.out, args.bottom_steps, args.bottom_args))}
     result = evaluate(args.out, args.sampler, args.seed)
     result["timings_s"] = timings
     if args.lookup_steps:
