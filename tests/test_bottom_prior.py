@@ -19,12 +19,13 @@ from vqvideo.sampling.base import SamplingOptions
 NUM_CODES, NUM_TOP_CODES = 7, 5
 
 
-def tiny_prior(num_layers=3, num_attention_layers=1, window=2, kernel_size=5, stride=(2, 2, 2)):
+def tiny_prior(num_layers=3, num_attention_layers=1, window=2, kernel_size=5, stride=(2, 2, 2), **paths):
+    """paths: cond_top_direct / cond_logits / copy_previous_slice."""
     torch.manual_seed(0)
     config = tiny_bottom_config(
         hidden_channels=8, residual_channels=8, num_layers=num_layers, num_attention_layers=num_attention_layers,
         num_heads=2, kernel_size=kernel_size, window=window, cond_embed_dim=4, cond_top_channels=6,
-        cond_window_channels=6, cond_channels=8, cond_residual_channels=4, num_cond_blocks=1,
+        cond_window_channels=6, cond_channels=8, cond_residual_channels=4, num_cond_blocks=1, **paths,
     )  # fmt: skip
     return BottomPrior(config, NUM_TOP_CODES, NUM_CODES, top_to_bottom_stride=stride).double()
 
@@ -70,9 +71,13 @@ def position_dependencies(prior, bottom, top, slice_index, position):
     return grads
 
 
+EXTRA_PATHS = [{}, {"cond_top_direct": True, "cond_logits": True, "copy_previous_slice": True}]
+
+
+@pytest.mark.parametrize("paths", EXTRA_PATHS, ids=["table8", "extra_paths"])
 @pytest.mark.parametrize("window", [2, 4])
-def test_slice_depends_only_on_window_of_past_slices_and_sees_its_top_slice(window):
-    prior = tiny_prior(window=window)
+def test_slice_depends_only_on_window_of_past_slices_and_sees_its_top_slice(window, paths):
+    prior = tiny_prior(window=window, **paths)
     bottom, top = random_codes(2, (8, 6, 6), (4, 3, 3))
     for n in range(8):
         slice_index = torch.full((2,), n)
@@ -118,9 +123,10 @@ def test_raster_causality_and_no_blind_spot_in_the_gated_stack_alone():
     assert_raster_causal(prior, (6, 6), positions, expect_full_field=True)
 
 
-def test_raster_causality_at_demo_depth_with_attention():
+@pytest.mark.parametrize("paths", EXTRA_PATHS, ids=["table8", "extra_paths"])
+def test_raster_causality_at_demo_depth_with_attention(paths):
     # the demo config's depth and filter on its 16x16 slices (widths shrunk): exact causality, no blind spot
-    prior = tiny_prior(num_layers=8, num_attention_layers=2)
+    prior = tiny_prior(num_layers=8, num_attention_layers=2, **paths)
     positions = [(0, 0), (0, 1), (1, 0), (5, 15), (8, 7), (15, 0), (15, 15)]
     assert_raster_causal(prior, (16, 16), positions, expect_full_field=True)
 
@@ -197,3 +203,37 @@ def test_copy_path_adds_the_bonus_to_the_previous_slices_code_in_training_and_sa
         sampled = get_sampler(name).sample_bottom(copying.eval(), top, bottom[:, :2], 2, SamplingOptions(),
                                                   torch.Generator().manual_seed(0))
         assert torch.equal(sampled[:, 2:], bottom[:, 1:2].expand(-1, 2, -1, -1))
+
+
+def test_parent_code_path_reads_each_cells_own_parent_and_its_place():
+    conditioning = tiny_prior(cond_top_direct=True).conditioning
+    _, top = random_codes(1, (8, 6, 6), (4, 3, 3))
+    for n in range(8):
+        base = conditioning.parent(top, torch.tensor([n]))  # (1, C, 6, 6)
+        changed = top.clone()
+        changed[0, 1, 2, 0] = (changed[0, 1, 2, 0] + 1) % NUM_TOP_CODES
+        moved = (conditioning.parent(changed, torch.tensor([n])) - base).abs().sum(1)[0]  # (6, 6)
+        children = torch.zeros(6, 6, dtype=torch.bool)
+        if n // 2 == 1:
+            children[4:6, 0:2] = True
+        assert (moved[children] > 0).all() and (moved[~children] == 0).all(), f"slice {n}"
+    places = conditioning.parent(torch.zeros_like(top), torch.tensor([2]))[0]  # one code everywhere: 4 places
+    assert not torch.allclose(places[:, 0, 0], places[:, 0, 1]) and torch.equal(places[:, 0, 0], places[:, 2, 2])
+
+
+def test_cond_logits_add_a_head_of_the_conditioning_in_training_and_sampling():
+    plain = tiny_prior(num_layers=2)
+    headed = tiny_prior(num_layers=2, cond_logits=True)
+    headed.load_state_dict(plain.state_dict(), strict=False)  # same network; only cond_head is new
+    bottom, top = random_codes(2, (4, 4, 4), (2, 2, 2))
+    index = torch.tensor([2, 3])
+    expected = headed.cond_head(headed.condition(top, bottom, index))
+    torch.testing.assert_close(headed(bottom, top, index) - plain(bottom, top, index), expected)
+    with torch.no_grad():
+        headed.cond_head.weight.zero_()
+        headed.cond_head.bias.fill_(-1e3)
+        headed.cond_head.bias[4] = 0.0  # the head rules out every code but 4: sampling must give 4 everywhere
+    for name in ("naive", "cached"):
+        sampled = get_sampler(name).sample_bottom(headed.eval(), top, bottom[:, :2], 2, SamplingOptions(),
+                                                  torch.Generator().manual_seed(0))
+        assert (sampled[:, 2:] == 4).all(), name

@@ -69,8 +69,8 @@ class RecordingBottomPrior(nn.Module):
         vector = self.cond_embedding(top_codes).mean(dim=(1, 2, 3)) + torch.sin(past)[:, None]
         return repeat(vector, "b c -> b c h w", h=bottom_codes.shape[2], w=bottom_codes.shape[3])
 
-    def copy_bonus(self, previous_codes):
-        return 0.0  # no copy path (BottomPriorConfig.copy_previous_slice false)
+    def logit_bonus(self, cond, previous_codes):
+        return 0.0  # no copy path, no cond_logits
 
     def logits(self, slice_codes, cond):
         return self.pixelcnn.logits(slice_codes[:, None], cond[:, :, None])[:, :, 0]  # (B, K, Hb, Wb)

@@ -9,6 +9,11 @@ For bottom slice n it combines
 concatenated and run through a residual stack (Table 8: 20 blocks, 1024 hidden units, "identical to the one
 described in Razavi et al. 2019"). Its output conditions every layer of the gated PixelCNN over slice n.
 
+With `top_direct` (not in the paper) a `ParentCode` path adds, before the residual stack, a learned map of each
+bottom cell's own parent top code and its place among the parent's children. Table 8's first convolution mixes
+3×3 top cells of up to 4 top slices before any nonlinearity, and through it a cell learns which code is its own
+only slowly (measured in the code world of benchmarks/code_motion.py: docs/sprites.md).
+
 Only slice n of the upsampled top volume is used, and the last two upsampling convolutions have temporal
 stride 1 and temporal kernel 3: slice n needs only slices n-2 .. n+2 of the first convolution's output. So the
 first (cheap, low resolution) convolution runs over the whole volume and the two expensive full-resolution
@@ -78,6 +83,26 @@ class TopUpsampler(nn.Module):
         return self.refine(middle)[:, :, 0]  # (B, C, Hb, Wb)
 
 
+class ParentCode(nn.Module):
+    """Each bottom cell's parent top code → features: a transposed conv whose kernel equals the stride, so a cell
+    reads its parent alone, with weights for its place among the parent's children (a (code, place) lookup).
+
+    num_top_codes, embed_dim: the top codebook and its embedding width. channels: output width. stride: (t, h, w)
+    factor from the top grid to the bottom grid."""
+
+    def __init__(self, num_top_codes: int, embed_dim: int, channels: int, stride: tuple[int, int, int]):
+        super().__init__()
+        self.embedding, self.time_stride = nn.Embedding(num_top_codes, embed_dim), stride[0]
+        self.to_children = nn.ConvTranspose3d(embed_dim, channels, stride, stride=stride)
+
+    def forward(self, top_codes: torch.Tensor, slice_index: torch.Tensor) -> torch.Tensor:
+        """top_codes (B, Tt, Ht, Wt) int64, slice_index (B,) int64 → (B, channels, Hb, Wb) of bottom slice n."""
+        rows = torch.arange(len(slice_index), device=slice_index.device)
+        parent = self.embedding(top_codes[rows, slice_index // self.time_stride])  # (B, Ht, Wt, E)
+        children = self.to_children(rearrange(parent, "b h w c -> b c 1 h w"))  # (B, C, t, Hb, Wb)
+        return children[rows, :, slice_index % self.time_stride]
+
+
 class PastSliceEncoder(nn.Module):
     """Window of past bottom slices n-w .. n-1 → one map (Table 8's bottom branch).
 
@@ -125,6 +150,7 @@ class BottomConditioning(nn.Module):
     the bottom grid (paper (2, 2, 2)). window: past bottom slices read (power of two). cond_embed_dim: code
     embedding width; cond_top_channels / cond_window_channels: widths of the two branches; cond_channels,
     cond_residual_channels, num_cond_blocks: the residual stack (Table 8: 1024 hidden units, 20 blocks).
+    top_direct: add the `ParentCode` path (not in the paper).
     """
 
     def __init__(
@@ -139,10 +165,14 @@ class BottomConditioning(nn.Module):
         cond_channels: int,
         cond_residual_channels: int,
         num_cond_blocks: int,
+        top_direct: bool = False,
     ):
         super().__init__()
         self.window = window
         self.top = TopUpsampler(num_top_codes, cond_embed_dim, cond_top_channels, tuple(top_to_bottom_stride))
+        self.parent = (
+            ParentCode(num_top_codes, cond_embed_dim, cond_channels, tuple(top_to_bottom_stride)) if top_direct else None
+        )
         self.past = PastSliceEncoder(num_bottom_codes, cond_embed_dim, cond_window_channels, window)
         self.merge = nn.Conv2d(cond_top_channels + cond_window_channels, cond_channels, 3, padding=1)
         self.blocks = residual_stack(cond_channels, cond_residual_channels, num_cond_blocks, dims=2)
@@ -153,4 +183,6 @@ class BottomConditioning(nn.Module):
         top_features = self.top(top_codes, slice_index)  # (B, cond_top_channels, Hb, Wb)
         past_features = self.past(bottom_codes, slice_index)  # (B, cond_window_channels, Hb, Wb)
         merged = self.merge(torch.cat([top_features, past_features], dim=1))
+        if self.parent is not None:
+            merged = merged + self.parent(top_codes, slice_index)
         return F.relu(self.blocks(merged))

@@ -14,6 +14,12 @@ With `copy_previous_slice` (not in the paper) every logit of slice n at (i, j) g
 slice n-1 has at (i, j): most codes repeat from slice to slice, and a small prior trained on a few hundred clips
 overfits long before it learns to copy through its conditioning stack (measured, docs/prediction-quality.md).
 The bonus starts at log(num_codes), so an untrained prior already puts about half its mass on copying.
+
+With `cond_logits` (not in the paper) a 1×1 head maps the conditioning features straight to logits, added to the
+PixelCNN's: what the top codes and the past slices say about a cell reaches its logits without passing the gated
+layers, whose causal context (a still background all around) outweighs a rare moving object for many steps.
+With `cond_top_direct` the conditioning stack adds each cell's own parent top code (`ParentCode`). Both were
+measured in the code world of benchmarks/code_motion.py (docs/sprites.md).
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ class BottomPriorConfig:
         num_cond_blocks: Table 8 residual blocks (20).
         copy_previous_slice: add a learned per-code bonus to the logit of the previous slice's code at the same
             position (a copy path; not in the paper).
+        cond_top_direct: the conditioning stack also reads each cell's parent top code alone (not in the paper).
+        cond_logits: a 1×1 head from the conditioning features adds to the logits (not in the paper).
     """
 
     hidden_channels: int = 512
@@ -68,6 +76,8 @@ class BottomPriorConfig:
     cond_residual_channels: int = 256
     num_cond_blocks: int = 20
     copy_previous_slice: bool = False
+    cond_top_direct: bool = False
+    cond_logits: bool = False
 
 
 class BottomPrior(nn.Module):
@@ -90,7 +100,7 @@ class BottomPrior(nn.Module):
         self.conditioning = BottomConditioning(
             num_top_codes, num_bottom_codes, tuple(top_to_bottom_stride), config.window, config.cond_embed_dim,
             config.cond_top_channels, config.cond_window_channels, config.cond_channels,
-            config.cond_residual_channels, config.num_cond_blocks,
+            config.cond_residual_channels, config.num_cond_blocks, config.cond_top_direct,
         )  # fmt: skip
         self.pixelcnn = GatedPixelCNN(
             num_bottom_codes, config.hidden_channels, config.residual_channels, config.cond_channels,
@@ -98,6 +108,7 @@ class BottomPrior(nn.Module):
         )  # fmt: skip
         # gain of the copy bonus per previous code, in units of log(num_codes) so Adam's ~lr steps move it fast enough
         self.copy_gain = nn.Parameter(torch.ones(num_bottom_codes)) if config.copy_previous_slice else None
+        self.cond_head = nn.Conv2d(config.cond_channels, num_bottom_codes, 1) if config.cond_logits else None
 
     @property
     def window(self) -> int:
@@ -122,10 +133,17 @@ class BottomPrior(nn.Module):
         one_hot = F.one_hot(previous_codes, self.num_codes).movedim(-1, 1)  # (N, K, ...)
         return one_hot * bonus.unsqueeze(1)
 
+    def logit_bonus(self, cond: torch.Tensor, previous_codes: torch.Tensor) -> torch.Tensor | float:
+        """cond (B, cond_channels, Hb, Wb) float from `condition`; previous_codes (B, Hb, Wb) int64, slice n-1 →
+        (B, num_bottom_codes, Hb, Wb) float to add to the PixelCNN's logits of slice n (0.0 with neither the
+        copy path nor `cond_logits`). Samplers add it at each position they generate."""
+        bonus = self.copy_bonus(previous_codes)
+        return bonus if self.cond_head is None else self.cond_head(cond) + bonus
+
     def forward(self, bottom_codes: torch.Tensor, top_codes: torch.Tensor, slice_index: torch.Tensor) -> torch.Tensor:
         """bottom_codes (B, Tb, Hb, Wb) int64; top_codes (B, Tt, Ht, Wt) int64; slice_index (B,) int64 (>= 1) →
         logits (B, num_bottom_codes, Hb, Wb) float of slice `slice_index` (teacher-forced)."""
         rows = torch.arange(len(slice_index), device=bottom_codes.device)
         slice_codes = bottom_codes[rows, slice_index]
-        logits = self.logits(slice_codes, self.condition(top_codes, bottom_codes, slice_index))
-        return logits + self.copy_bonus(bottom_codes[rows, (slice_index - 1).clamp(min=0)])
+        cond = self.condition(top_codes, bottom_codes, slice_index)
+        return self.logits(slice_codes, cond) + self.logit_bonus(cond, bottom_codes[rows, (slice_index - 1).clamp(min=0)])

@@ -194,12 +194,13 @@ class Sampler:
         bottom_codes = torch.cat([given_bottom, future], dim=1)  # (B, Tb, Hb, Wb); future slices filled below
         for t in range(num_slices):
             slice_index = torch.full((batch_size,), num_given + t, dtype=torch.long, device=given_bottom.device)
-            cond = prior.condition(top_codes, bottom_codes, slice_index)[:, :, None]  # (B, C, 1, Hb, Wb)
+            cond = prior.condition(top_codes, bottom_codes, slice_index)  # (B, C, Hb, Wb)
+            bonus = prior.logit_bonus(cond, bottom_codes[:, num_given + t - 1])  # (B, K, Hb, Wb) or 0.0
 
-            previous = bottom_codes[:, num_given + t - 1]  # (B, Hb, Wb): the copy path's codes, if the prior has one
+            def choose_code(_: int, y: int, x: int, logits: torch.Tensor, t: int = t, bonus=bonus) -> torch.Tensor:
+                at = bonus if isinstance(bonus, float) else bonus[:, :, y, x]
+                return pick_codes(logits + at, uniforms[:, t, y, x], options)
 
-            def choose_code(_: int, y: int, x: int, logits: torch.Tensor, t: int = t, previous=previous) -> torch.Tensor:
-                return pick_codes(logits + prior.copy_bonus(previous[:, y, x]), uniforms[:, t, y, x], options)
-
-            bottom_codes[:, num_given + t] = self.generate(prior.pixelcnn, cond, choose_code, f"bottom slice {t}")[:, 0]
+            codes = self.generate(prior.pixelcnn, cond[:, :, None], choose_code, f"bottom slice {t}")
+            bottom_codes[:, num_given + t] = codes[:, 0]
         return bottom_codes
