@@ -25,6 +25,9 @@ why a prior falls short:
 - the lookup calibration: how many steps the simplest learner (an embedding and a 2-layer MLP, at the bottom
   prior's batch size and learning rate) needs to read an even bottom slice's objects off the top codes, which the
   bottom prior must do given the true top codes;
+- the motion calibration: how many steps the simplest learner of the top prior's task (a plain 4-layer CNN from
+  the given codes to every future top slice, at the top prior's batch size and learning rate) needs to place the
+  moving objects at all: the steps a top prior needs at the least;
 - the conditioning's term in the gated layers' pre-activations (mean |x|, share beyond 3): a term that large
   leaves tanh and sigmoid flat, and the conditioning stack gets almost no gradient.
 `--eval_only` scores the priors already in --out again (and keeps the recorded training seconds).
@@ -249,6 +252,60 @@ def lookup_calibration(out: Path, spec: CodeSpec, steps: int, batch_size: int, l
     return progress
 
 
+class Motion(torch.nn.Module):
+    """The simplest learner of the top prior's task: a plain CNN (no autoregression) from the given codes (the
+    top slice upsampled to the bottom grid beside the bottom slices, at full bottom resolution, where a move of one
+    cell is one cell) to the logits of every future top slice at once. An object's future place needs its colour at
+    two given slices and the step between them: a conjunction the network must find, unlike the lookup."""
+
+    def __init__(self, spec: CodeSpec, width: int = 64, depth: int = 4, embed_dim: int = 16) -> None:
+        super().__init__()
+        self.stride = spec.top_to_bottom_stride
+        self.num_future = spec.top_shape[0] - spec.given_top_shape[0]
+        self.num_codes = spec.num_top_codes
+        self.top_embedding = torch.nn.Embedding(spec.num_top_codes, embed_dim)
+        self.bottom_embedding = torch.nn.Embedding(spec.num_bottom_codes, embed_dim)
+        channels = embed_dim * (spec.given_top_shape[0] + spec.given_bottom_shape[0])
+        layers = []
+        for index in range(depth):
+            layers += [torch.nn.Conv2d(channels if index == 0 else width, width, 3, padding=1), torch.nn.ReLU()]
+        _, sy, sx = self.stride
+        layers += [torch.nn.Conv2d(width, width, (sy, sx), stride=(sy, sx)), torch.nn.ReLU(),
+                   torch.nn.Conv2d(width, self.num_future * spec.num_top_codes, 1)]
+        self.net = torch.nn.Sequential(*layers)
+
+    def forward(self, given_top: torch.Tensor, given_bottom: torch.Tensor) -> torch.Tensor:
+        """given_top (B, Tg, Ht, Wt), given_bottom (B, Tgb, Hb, Wb) int64 → logits (B, K, Tp, Ht, Wt)."""
+        _, sy, sx = self.stride
+        top = self.top_embedding(given_top).repeat_interleave(sy, 2).repeat_interleave(sx, 3)  # (B, Tg, Hb, Wb, E)
+        features = torch.cat([top, self.bottom_embedding(given_bottom)], dim=1)  # (B, Tg + Tgb, Hb, Wb, E)
+        logits = self.net(features.permute(0, 1, 4, 2, 3).flatten(1, 2))  # (B, Tp·K, Ht, Wt)
+        return logits.unflatten(1, (self.num_future, self.num_codes)).transpose(1, 2)
+
+
+def motion_calibration(out: Path, spec: CodeSpec, steps: int, batch_size: int, learning_rate: float) -> list:
+    """How many steps `Motion` (AdamW at the top prior's batch size and learning rate) needs for the objects of the
+    future top slices: (step, share of held-out object cells right per future slice) every 10%."""
+    torch.manual_seed(0)
+    (train, train_given), (val, val_given) = read_split(out / "codes", "train"), read_split(out / "codes", "val")
+    num_given = spec.given_top_shape[0]
+    model = Motion(spec)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    progress = []
+    for step in range(1, steps + 1):
+        rows = torch.randint(len(train.top), (batch_size,))
+        logits = model(train_given.top[rows], train_given.bottom[rows])
+        loss = torch.nn.functional.cross_entropy(logits, train.top[rows, num_given:])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % max(1, steps // 10) == 0:
+            with torch.no_grad():
+                predicted = model(val_given.top, val_given.bottom).argmax(1)
+            progress.append((step, shares(predicted, val.top[:, num_given:])[1]))
+    return progress
+
+
 def print_result(result: dict, timings: dict) -> None:
     print(f"\ncode world, {result['clips']} held-out clips; training seconds: {timings}")
     if "lookup" in result:
@@ -256,6 +313,11 @@ def print_result(result: dict, timings: dict) -> None:
         print(f"\nlookup calibration (batch {lookup['batch_size']}, lr {lookup['learning_rate']}): the top code says "
               f"which bottom code each of its cells has; (step, share of object cells right): "
               f"{lookup['object_cells_right']}")
+    if "motion" in result:
+        motion = result["motion"]
+        print(f"\nmotion calibration (batch {motion['batch_size']}, lr {motion['learning_rate']}): a plain CNN from the "
+              f"given codes to every future top slice; (step, share of object cells right per future slice): "
+              f"{motion['object_cells_right']}")
     for level in ("top", "bottom"):
         own, displaced = result["bits"][level], result["bits"][f"{level}_swapped"]
         print(f"\n{level} prior, per future slice")
@@ -280,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bottom_args", default="", help="the same for the bottom prior")
     parser.add_argument("--sampler", default="cached")
     parser.add_argument("--lookup_steps", type=int, default=2000, help="steps of the lookup calibration (0: none)")
+    parser.add_argument("--motion_steps", type=int, default=3000, help="steps of the motion calibration (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval_only", action="store_true", help="score the priors already in --out")
     args = parser.parse_args(argv)
@@ -300,6 +363,13 @@ def main(argv: list[str] | None = None) -> int:
         learning_rate = optimization["model"]["init_args"]["optimization"]["learning_rate"]
         result["lookup"] = {"batch_size": batch_size, "learning_rate": learning_rate,
                             "object_cells_right": lookup_calibration(args.out, spec, args.lookup_steps, batch_size,
+                                                                     learning_rate)}
+    if args.motion_steps:
+        optimization = read_yaml(config_for("top_prior", Path("outputs/demo")))
+        batch_size = optimization["data"]["init_args"]["batch_size"]
+        learning_rate = optimization["model"]["init_args"]["optimization"]["learning_rate"]
+        result["motion"] = {"batch_size": batch_size, "learning_rate": learning_rate,
+                            "object_cells_right": motion_calibration(args.out, spec, args.motion_steps, batch_size,
                                                                      learning_rate)}
     (args.out / "code_motion.json").write_text(json.dumps(result, indent=1))
     print_result(result, timings)

@@ -68,3 +68,21 @@ def test_the_cache_is_read_by_the_priors_data_module_with_the_given_codes_as_fir
     rng = np.random.default_rng(0)
     expected = [world(rng, SPEC) for _ in range(20)][16:]
     assert all((codes.top[i].numpy() == top).all() for i, (top, _) in enumerate(expected))
+
+
+def test_motion_learner_reads_only_the_given_codes_and_reports_each_future_slice(tmp_path):
+    import torch
+
+    model = code_motion.Motion(SPEC)
+    given_top = torch.randint(SPEC.num_top_codes, (2, *SPEC.given_top_shape))
+    given_bottom = torch.randint(SPEC.num_bottom_codes, (2, *SPEC.given_bottom_shape))
+    logits = model(given_top, given_bottom)
+    assert logits.shape == (2, SPEC.num_top_codes, 3, 8, 8)
+    other = given_bottom.clone()
+    other[1, 1, 15, 15] = (other[1, 1, 15, 15] + 1) % SPEC.num_bottom_codes  # one bottom cell of clip 1
+    moved = (model(given_top, other) - logits).abs().sum(dim=(1, 2))  # (B, Ht, Wt)
+    assert moved[0].max() == 0 and moved[1, 7, 7] > 0 and moved[1, 0, 0] == 0  # local, per clip
+    code_motion.write_cache(tmp_path / "codes", SPEC, num_clips=20, val_fraction=0.2, seed=0)
+    progress = code_motion.motion_calibration(tmp_path, SPEC, steps=4, batch_size=2, learning_rate=1e-3)
+    assert [step for step, _ in progress] == [1, 2, 3, 4]
+    assert all(len(shares) == 3 and all(0.0 <= share <= 1.0 for share in shares) for _, shares in progress)
