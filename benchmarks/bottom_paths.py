@@ -54,6 +54,7 @@ class StackAlone(torch.nn.Module):
         self.conditioning, self.head = prior.conditioning, torch.nn.Conv2d(prior.config.cond_channels, prior.num_codes, 1)
 
     def forward(self, bottom_codes, top_codes, slice_index):
+        """BottomPrior.forward's arguments (int64 codes, (B,) slice index) → logits (B, K, Hb, Wb)."""
         return self.head(self.conditioning(top_codes, bottom_codes, slice_index))
 
 
@@ -65,6 +66,8 @@ def build(variant: str, spec_facts: tuple[int, int, tuple[int, int, int]]) -> to
 
 
 def evaluate(model: torch.nn.Module, val, num_clips: int) -> list[float]:
+    """[object cells right, bits/code] on slices 4 and 5 of the first `num_clips` held-out clips, then the
+    conditioning's mean |term| in the gates (nan for the stack alone)."""
     terms = []
     hooks = [] if isinstance(model, StackAlone) else [
         projection.register_forward_hook(lambda module, args, output: terms.append(output.abs().mean().item()))

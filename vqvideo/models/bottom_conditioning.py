@@ -9,7 +9,7 @@ For bottom slice n it combines
 concatenated and run through a residual stack (Table 8: 20 blocks, 1024 hidden units, "identical to the one
 described in Razavi et al. 2019"). Its output conditions every layer of the gated PixelCNN over slice n.
 
-With `top_direct` (not in the paper) a `ParentCode` path adds, before the residual stack, a learned map of each
+With a `parent` path (not in the paper) a `ParentCode` path adds, before the residual stack, a learned map of each
 bottom cell's own parent top code and its place among the parent's children. Table 8's first convolution mixes
 3×3 top cells of up to 4 top slices before any nonlinearity, and through it a cell learns which code is its own
 only slowly (measured in the code world of benchmarks/code_motion.py: docs/sprites.md).
@@ -150,7 +150,7 @@ class BottomConditioning(nn.Module):
     the bottom grid (paper (2, 2, 2)). window: past bottom slices read (power of two). cond_embed_dim: code
     embedding width; cond_top_channels / cond_window_channels: widths of the two branches; cond_channels,
     cond_residual_channels, num_cond_blocks: the residual stack (Table 8: 1024 hidden units, 20 blocks).
-    top_direct: add the `ParentCode` path (not in the paper).
+    `parent`: None, or a `ParentCode` path (not in the paper) that the prior sets when its config asks for it.
     """
 
     def __init__(
@@ -165,14 +165,11 @@ class BottomConditioning(nn.Module):
         cond_channels: int,
         cond_residual_channels: int,
         num_cond_blocks: int,
-        top_direct: bool = False,
     ):
         super().__init__()
         self.window = window
         self.top = TopUpsampler(num_top_codes, cond_embed_dim, cond_top_channels, tuple(top_to_bottom_stride))
-        self.parent = (
-            ParentCode(num_top_codes, cond_embed_dim, cond_channels, tuple(top_to_bottom_stride)) if top_direct else None
-        )
+        self.parent: ParentCode | None = None
         self.past = PastSliceEncoder(num_bottom_codes, cond_embed_dim, cond_window_channels, window)
         self.merge = nn.Conv2d(cond_top_channels + cond_window_channels, cond_channels, 3, padding=1)
         self.blocks = residual_stack(cond_channels, cond_residual_channels, num_cond_blocks, dims=2)

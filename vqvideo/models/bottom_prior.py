@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqvideo.models.bottom_conditioning import BottomConditioning
+from vqvideo.models.bottom_conditioning import BottomConditioning, ParentCode
 from vqvideo.models.pixelcnn import GatedPixelCNN
 
 
@@ -100,8 +100,12 @@ class BottomPrior(nn.Module):
         self.conditioning = BottomConditioning(
             num_top_codes, num_bottom_codes, tuple(top_to_bottom_stride), config.window, config.cond_embed_dim,
             config.cond_top_channels, config.cond_window_channels, config.cond_channels,
-            config.cond_residual_channels, config.num_cond_blocks, config.cond_top_direct,
+            config.cond_residual_channels, config.num_cond_blocks,
         )  # fmt: skip
+        if config.cond_top_direct:
+            self.conditioning.parent = ParentCode(
+                num_top_codes, config.cond_embed_dim, config.cond_channels, tuple(top_to_bottom_stride)
+            )
         self.pixelcnn = GatedPixelCNN(
             num_bottom_codes, config.hidden_channels, config.residual_channels, config.cond_channels,
             config.num_layers, config.num_attention_layers, config.num_heads, config.kernel_size, 1, config.dropout,
