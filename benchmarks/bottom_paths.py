@@ -58,9 +58,9 @@ class StackAlone(torch.nn.Module):
         return self.head(self.conditioning(top_codes, bottom_codes, slice_index))
 
 
-def build(variant: str, spec_facts: tuple[int, int, tuple[int, int, int]]) -> torch.nn.Module:
+def build(variant: str, spec_facts: tuple[int, int, tuple[int, int, int]], seed: int) -> torch.nn.Module:
     config = BottomPriorConfig(**read_yaml("experiments/demo/bottom_prior.yaml")["model"]["init_args"]["prior"])
-    torch.manual_seed(0)
+    torch.manual_seed(seed)  # the initial weights and then the batches
     prior = BottomPrior(replace(config, **VARIANTS[variant]), *spec_facts)
     return StackAlone(prior) if variant.startswith("stack_alone") else prior
 
@@ -89,7 +89,7 @@ def evaluate(model: torch.nn.Module, val, num_clips: int) -> list[float]:
 
 
 def train(variant: str, args: argparse.Namespace, train_codes, val_codes, facts) -> None:
-    model = build(variant, facts)
+    model = build(variant, facts, args.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=0.0)
     start = time.time()
     for step in range(1, args.steps + 1):
@@ -107,7 +107,7 @@ def train(variant: str, args: argparse.Namespace, train_codes, val_codes, facts)
         optimizer.step()
         if step % args.every == 0:
             even, even_bits, odd, odd_bits, gates = evaluate(model, val_codes, args.num_val)
-            print(f"{variant:<20} step {step:>5} {time.time() - start:6.0f} s   even obj {even:.3f}  odd obj {odd:.3f}"
+            print(f"{variant:<20} seed {args.seed} step {step:>5} {time.time() - start:6.0f} s   even obj {even:.3f}  odd obj {odd:.3f}"
                   f"   bits {even_bits:.4f} {odd_bits:.4f}   gates {gates}", flush=True)
 
 
@@ -121,6 +121,7 @@ def main() -> int:
     parser.add_argument("--batch_size", type=int, default=8, help="the demo YAML's")
     parser.add_argument("--num_val", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="initial weights and batch order")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spec = read_manifest(args.cache).code_spec  # a CacheError says how to build a missing cache
