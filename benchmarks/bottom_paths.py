@@ -6,7 +6,8 @@ its conditioning gets every object cell right given the true top codes and past 
 at the demo's size gets none after 3000 steps. This script trains, on one code cache (`code_motion.py --out DIR`
 writes it), the demo's bottom prior architecture with and without the paths that are not in the paper
 (`cond_top_direct`, `cond_logits`), plus its conditioning stack alone under a 1×1 head (no PixelCNN), with the
-demo's optimiser (AdamW, batch 8, bf16 autocast, 20 warm-up steps, cosine over all steps to 5%) and prints,
+demo YAML's optimiser (AdamW, its batch size, learning rate and warm-up, the project's warmup-cosine over all
+steps to its min_lr_ratio; bf16 autocast) and prints,
 every `--every` steps, on held-out clips given the true top codes and past slices (teacher forcing, argmax):
 
   even/odd obj: share of object cells right on bottom slice 4 / 5; bits: bits/code on slices 4 and 5;
@@ -31,6 +32,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from code_motion import NUM_BACKGROUNDS, read_split  # noqa: E402
+
+from vqvideo.lit.optimization import OptimizationConfig, warmup_cosine  # noqa: E402
 
 from vqvideo.cache.manifest import read_manifest  # noqa: E402
 from vqvideo.lit.configs import read_yaml  # noqa: E402
@@ -58,8 +61,11 @@ class StackAlone(torch.nn.Module):
         return self.head(self.conditioning(top_codes, bottom_codes, slice_index))
 
 
+DEMO_YAML = "experiments/demo/bottom_prior.yaml"
+
+
 def build(variant: str, spec_facts: tuple[int, int, tuple[int, int, int]], seed: int) -> torch.nn.Module:
-    config = BottomPriorConfig(**read_yaml("experiments/demo/bottom_prior.yaml")["model"]["init_args"]["prior"])
+    config = BottomPriorConfig(**read_yaml(DEMO_YAML)["model"]["init_args"]["prior"])
     torch.manual_seed(seed)  # the initial weights and then the batches
     prior = BottomPrior(replace(config, **VARIANTS[variant]), *spec_facts)
     return StackAlone(prior) if variant.startswith("stack_alone") else prior
@@ -90,21 +96,23 @@ def evaluate(model: torch.nn.Module, val, num_clips: int) -> list[float]:
 
 def train(variant: str, args: argparse.Namespace, train_codes, val_codes, facts) -> None:
     model = build(variant, facts, args.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=0.0)
+    demo = read_yaml(DEMO_YAML)
+    config = OptimizationConfig(**demo["model"]["init_args"]["optimization"])
+    batch_size = demo["data"]["init_args"]["batch_size"]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, betas=tuple(config.adam_betas),
+                                  weight_decay=config.weight_decay)
+    scheduler = warmup_cosine(optimizer, config.warmup_steps, args.steps, config.min_lr_ratio)  # over all steps
     start = time.time()
     for step in range(1, args.steps + 1):
-        progress = min(1.0, max(0, step - 20) / max(1, args.steps - 20))
-        scale = (step / 20) if step <= 20 else 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-        for group in optimizer.param_groups:
-            group["lr"] = args.learning_rate * scale
-        rows = torch.randint(len(train_codes.top), (args.batch_size,))
-        slice_index = torch.randint(2, train_codes.bottom.shape[1], (args.batch_size,))
+        rows = torch.randint(len(train_codes.top), (batch_size,))
+        slice_index = torch.randint(2, train_codes.bottom.shape[1], (batch_size,))
         with torch.autocast("cpu", dtype=torch.bfloat16):
             logits = model(train_codes.bottom[rows], train_codes.top[rows], slice_index)
         loss = F.cross_entropy(logits.float(), train_codes.bottom[rows, slice_index])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        scheduler.step()
         if step % args.every == 0:
             even, even_bits, odd, odd_bits, gates = evaluate(model, val_codes, args.num_val)
             print(f"{variant:<20} seed {args.seed} step {step:>5} {time.time() - start:6.0f} s   even obj {even:.3f}  odd obj {odd:.3f}"
@@ -117,8 +125,6 @@ def main() -> int:
     parser.add_argument("--variants", default="table8,both", help=f"comma-separated, from {', '.join(VARIANTS)}")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--every", type=int, default=250)
-    parser.add_argument("--learning_rate", type=float, default=5e-3, help="the demo YAML's")
-    parser.add_argument("--batch_size", type=int, default=8, help="the demo YAML's")
     parser.add_argument("--num_val", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0, help="initial weights and batch order")

@@ -306,6 +306,13 @@ def motion_calibration(out: Path, spec: CodeSpec, steps: int, batch_size: int, l
     return progress
 
 
+def demo_batch_and_learning_rate(stage: str) -> tuple[int, float]:
+    """The demo YAML's batch size and learning rate for `stage` ("top_prior" or "bottom_prior"): a calibration
+    learner runs at the prior's own."""
+    config = read_yaml(config_for(stage, Path("outputs/demo")))
+    return config["data"]["init_args"]["batch_size"], config["model"]["init_args"]["optimization"]["learning_rate"]
+
+
 def print_result(result: dict, timings: dict) -> None:
     print(f"\ncode world, {result['clips']} held-out clips; training seconds: {timings}")
     if "lookup" in result:
@@ -357,20 +364,12 @@ def main(argv: list[str] | None = None) -> int:
                    "bottom_prior": round(train("bottom_prior", args.out, args.bottom_steps, args.bottom_args))}
     result = evaluate(args.out, args.sampler, args.seed)
     result["timings_s"] = timings
-    if args.lookup_steps:
-        optimization = read_yaml(config_for("bottom_prior", Path("outputs/demo")))
-        batch_size = optimization["data"]["init_args"]["batch_size"]
-        learning_rate = optimization["model"]["init_args"]["optimization"]["learning_rate"]
-        result["lookup"] = {"batch_size": batch_size, "learning_rate": learning_rate,
-                            "object_cells_right": lookup_calibration(args.out, spec, args.lookup_steps, batch_size,
-                                                                     learning_rate)}
-    if args.motion_steps:
-        optimization = read_yaml(config_for("top_prior", Path("outputs/demo")))
-        batch_size = optimization["data"]["init_args"]["batch_size"]
-        learning_rate = optimization["model"]["init_args"]["optimization"]["learning_rate"]
-        result["motion"] = {"batch_size": batch_size, "learning_rate": learning_rate,
-                            "object_cells_right": motion_calibration(args.out, spec, args.motion_steps, batch_size,
-                                                                     learning_rate)}
+    for name, stage, steps, calibrate in (("lookup", "bottom_prior", args.lookup_steps, lookup_calibration),
+                                          ("motion", "top_prior", args.motion_steps, motion_calibration)):
+        if steps:
+            batch_size, learning_rate = demo_batch_and_learning_rate(stage)
+            result[name] = {"batch_size": batch_size, "learning_rate": learning_rate,
+                            "object_cells_right": calibrate(args.out, spec, steps, batch_size, learning_rate)}
     (args.out / "code_motion.json").write_text(json.dumps(result, indent=1))
     print_result(result, timings)
     return 0
