@@ -179,6 +179,18 @@ def test_paper_config_builds_on_meta_with_paper_shapes():
     assert info["bottom_shape"] == [8, 64, 64] and info["attention_after_layers"] == [5, 10, 15, 20]
 
 
+def test_paper_config_with_the_extra_paths_builds_on_meta_at_paper_shapes():
+    spec = experiment_code_spec("kinetics600_256")
+    config = replace(yaml_prior_config("kinetics600_256", "bottom_prior"), cond_top_direct=True, cond_logits=True)
+    with torch.device("meta"):
+        module = BottomPriorModule(prior=config, code_spec=spec)
+        bottom_codes, top_codes, slice_index = module.example_inputs(batch_size=2)
+        parent = module.prior.conditioning.parent(top_codes, slice_index)
+        logits = module.core(bottom_codes, top_codes, slice_index)
+    assert parent.shape == (2, config.cond_channels, 64, 64) and logits.shape == (2, 512, 64, 64)
+    assert module.prior.cond_head.out_channels == 512  # the codebook, from the cache's code spec
+
+
 def test_bad_window_and_kernel_are_rejected_with_a_reason():
     with pytest.raises(ValueError, match="power of two"):
         tiny_prior(window=3)
