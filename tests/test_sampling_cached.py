@@ -168,6 +168,12 @@ def test_cached_codes_bit_identical_to_naive_with_the_bottom_priors_extra_paths(
     assert torch.equal(case.sample(get_sampler("cached"), options, seed=4), case.sample(NaiveSampler(), options, seed=4))
 
 
+def test_cached_codes_bit_identical_to_naive_with_the_top_priors_extra_paths():
+    case = tiny_case("top", cond_per_slice=True, cond_logits=True)
+    options = SamplingOptions(temperature=0.7, top_k=4, top_p=0.9)
+    assert torch.equal(case.sample(get_sampler("cached"), options, seed=4), case.sample(NaiveSampler(), options, seed=4))
+
+
 @pytest.mark.parametrize("kind", PRIORS)
 def test_cached_codes_bit_identical_to_naive_at_demo_shapes(kind):
     """The demo's latent shapes in float32, as `vqvideo predict` samples them: the top prior at the demo config, the

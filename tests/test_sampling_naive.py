@@ -49,6 +49,9 @@ class RasterCausalTopPrior(nn.Module):
         vector = self.cond_embedding(given_top).mean(dim=(1, 2, 3)) + self.cond_embedding(given_bottom).mean((1, 2, 3))
         return repeat(vector, "b c -> b c t h w", t=num_slices, h=given_top.shape[2], w=given_top.shape[3])
 
+    def logit_bonus(self, cond):
+        return 0.0
+
     def forward(self, target_top, given_top, given_bottom):
         return self.pixelcnn.logits(target_top, self.condition(given_top, given_bottom, target_top.shape[1]))
 

@@ -7,9 +7,15 @@ import torch
 from tiny_models import (EXPERIMENTS, experiment_code_spec, input_reach, tiny_top_config, top_batch, top_prior,
                          yaml_prior_config)
 
+from dataclasses import replace
+
 from vqvideo.commands.describe import main as describe_main
 from vqvideo.lit.top_prior_module import TopPriorModule
 from vqvideo.models.top_prior import TopPrior
+from vqvideo.sampling import get_sampler
+from vqvideo.sampling.base import SamplingOptions
+
+EXTRA_PATHS = [{}, {"cond_per_slice": True, "cond_logits": True}]
 
 
 def random_inputs(prior: TopPrior, batch_size: int, num_slices: int, height: int, width: int, seed: int = 0):
@@ -26,22 +32,38 @@ def random_inputs(prior: TopPrior, batch_size: int, num_slices: int, height: int
     return target, given_top, given_bottom
 
 
-def tiny_prior(**overrides) -> TopPrior:
-    """16 top codes, 8 bottom codes, 1 given top and 2 given bottom slices."""
+def tiny_prior(num_future_slices: int = 2, **overrides) -> TopPrior:
+    """16 top codes, 8 bottom codes, 1 given top and 2 given bottom slices; num_future_slices: read only with
+    cond_per_slice."""
     torch.manual_seed(0)
     narrow = dict(hidden_channels=8, residual_channels=8, num_layers=3, num_attention_layers=0, cond_embed_dim=4,
                   cond_residual_channels=4)
-    return TopPrior(tiny_top_config(**(narrow | overrides)), 16, 8, 1, 2).eval()
+    return TopPrior(tiny_top_config(**(narrow | overrides)), 16, 8, 1, 2, num_future_slices).eval()
 
 
-def test_demo_config_is_exactly_causal_without_blind_spot():
+class WithBonus(torch.nn.Module):
+    """The prior's whole logits (PixelCNN + logit bonus) behind the GatedPixelCNN interface `input_reach` uses."""
+
+    def __init__(self, prior: TopPrior):
+        super().__init__()
+        self.prior = prior
+
+    def embed_codes(self, codes):
+        return self.prior.pixelcnn.embed_codes(codes)
+
+    def logits_from_embedding(self, embedded, cond):
+        return self.prior.pixelcnn.logits_from_embedding(embedded, cond) + self.prior.logit_bonus(cond)
+
+
+@pytest.mark.parametrize("paths", EXTRA_PATHS, ids=["paper", "extra_paths"])
+def test_demo_config_is_exactly_causal_without_blind_spot(paths):
     """Every position sees every earlier position and nothing at or after itself, at the demo config."""
     spec = experiment_code_spec("demo")
     torch.manual_seed(0)
-    prior = top_prior(yaml_prior_config("demo", "top_prior"), spec).eval()
+    prior = top_prior(replace(yaml_prior_config("demo", "top_prior"), **paths), spec).eval()
     batch = top_batch(spec, batch_size=1)
     cond = prior.condition(batch["given_top"], batch["given_bottom"], spec.num_future_top_slices)
-    reach = input_reach(prior.pixelcnn, batch["target_top"], cond)
+    reach = input_reach(WithBonus(prior), batch["target_top"], cond)
     earlier = torch.ones_like(reach).tril(diagonal=-1)
     assert reach.shape == (3 * 8 * 8, 3 * 8 * 8)  # the demo's 3 future 8×8 slices
     assert not (reach & ~earlier).any(), "logits see their own position or the future"
@@ -79,6 +101,55 @@ def test_paper_config_builds_on_meta_with_paper_shapes():
     assert len(pixelcnn.layers) == 40 and len(pixelcnn.attention_blocks) == 8  # Table 4
     assert pixelcnn.layers[0].vertical_conv.out_channels == 2 * 1024  # Table 4 residual units
     assert module.describe_info()["attention_after_layers"] == [5, 10, 15, 20, 25, 30, 35, 40]
+
+
+def test_paper_config_with_the_extra_paths_builds_on_meta_at_paper_shapes():
+    spec = experiment_code_spec("kinetics600_256")
+    config = replace(yaml_prior_config("kinetics600_256", "top_prior"), cond_per_slice=True, cond_logits=True)
+    with torch.device("meta"):
+        module = TopPriorModule(prior=config, code_spec=spec)
+        target, given_top, given_bottom = module.example_inputs(batch_size=2)
+        cond = module.prior.condition(given_top, given_bottom, 3)
+        logits = module.core(target, given_top, given_bottom)
+    assert cond.shape == (2, 512, 3, 32, 32) and logits.shape == (2, 512, 3, 32, 32)
+    assert module.prior.conditioning.downsample.out_channels == 3 * 256  # Table 6's 256 per predicted slice
+    assert module.prior.cond_head.out_channels == 512  # the codebook, from the cache's code spec
+
+
+def test_per_slice_conditioning_tells_the_predicted_slices_apart():
+    """Tiled (the paper), the slices away from the ends (which the 3×3×3 convolutions' zero padding reaches) get
+    the same features; per slice, each its own, from its own share of the stride-2 convolution."""
+    tiled, per_slice = tiny_prior(num_future_slices=6), tiny_prior(num_future_slices=6, cond_per_slice=True)
+    _, given_top, given_bottom = random_inputs(per_slice, 2, 6, 4, 4)
+    with torch.no_grad():
+        tiled_cond = tiled.condition(given_top, given_bottom, 6)
+        per_slice_cond = per_slice.condition(given_top, given_bottom, 6)
+        torch.testing.assert_close(tiled_cond[:, :, 2], tiled_cond[:, :, 3])
+        assert not torch.allclose(per_slice_cond[:, :, 2], per_slice_cond[:, :, 3])
+        per_slice.conditioning.downsample.weight[: per_slice.config.cond_downsampled_channels] += 1.0  # slice 0's
+        changed = (per_slice.condition(given_top, given_bottom, 6) - per_slice_cond).abs().sum(dim=(0, 1, 3, 4))
+    assert changed[0] > 0 and changed[1] > 0 and changed[5] == 0  # slice 0, its neighbour, not a far slice
+    with pytest.raises(ValueError, match="cond_per_slice"):
+        per_slice.condition(given_top, given_bottom, 5)
+    with pytest.raises(ValueError, match="num_future_top_slices"):
+        TopPrior(tiny_top_config(cond_per_slice=True), 16, 8, 1, 2)
+
+
+def test_cond_logits_add_a_head_of_the_conditioning_in_training_and_sampling():
+    plain, headed = tiny_prior(), tiny_prior(cond_logits=True)
+    headed.load_state_dict(plain.state_dict(), strict=False)  # same network; only cond_head is new
+    target, given_top, given_bottom = random_inputs(plain, 2, 2, 3, 3)
+    expected = headed.cond_head(headed.condition(given_top, given_bottom, 2))
+    torch.testing.assert_close(headed(target, given_top, given_bottom) - plain(target, given_top, given_bottom),
+                               expected)
+    with torch.no_grad():
+        headed.cond_head.weight.zero_()
+        headed.cond_head.bias.fill_(-1e3)
+        headed.cond_head.bias[5] = 0.0  # the head rules out every code but 5: sampling must give 5 everywhere
+    for name in ("naive", "cached"):
+        sampled = get_sampler(name).sample_top(headed, given_top, given_bottom, 2, SamplingOptions(),
+                                               torch.Generator().manual_seed(0))
+        assert (sampled == 5).all(), name
 
 
 def test_describe_reports_params_and_gflops(capsys):

@@ -64,7 +64,7 @@ def tiny_code_spec(**overrides) -> CodeSpec:
 def top_prior(config: TopPriorConfig, spec: CodeSpec = TINY_SPEC) -> TopPrior:
     """A TopPrior for the latent facts of `spec`, wired as TopPriorModule wires it."""
     return TopPrior(config, spec.num_top_codes, spec.num_bottom_codes, spec.given_top_shape[0],
-                    spec.given_bottom_shape[0])
+                    spec.given_bottom_shape[0], spec.num_future_top_slices)
 
 
 def bottom_prior(config: BottomPriorConfig, spec: CodeSpec = TINY_SPEC) -> BottomPrior:

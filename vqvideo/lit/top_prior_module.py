@@ -33,7 +33,7 @@ class TopPriorModule(PriorModule):
         super().__init__(prior, code_spec, optimization, "num_top_codes")
         spec = self.code_spec
         self.prior = TopPrior(prior, spec.num_top_codes, spec.num_bottom_codes, spec.given_top_shape[0],
-                              spec.given_bottom_shape[0])
+                              spec.given_bottom_shape[0], spec.num_future_top_slices)
 
     def logits_and_target(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         target = batch["target_top"]  # (B, Tp, Ht, Wt)

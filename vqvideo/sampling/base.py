@@ -168,9 +168,11 @@ class Sampler:
         batch_size, _, height, width = given_top.shape
         uniforms = sampling_uniforms(batch_size, num_slices, height, width, generator, given_top.device)
         cond = prior.condition(given_top, given_bottom, num_slices)  # once per volume
+        bonus = prior.logit_bonus(cond)  # (B, K, T, Ht, Wt) or 0.0
 
         def choose_code(t: int, y: int, x: int, logits: torch.Tensor) -> torch.Tensor:
-            return pick_codes(logits, uniforms[:, t, y, x], options)
+            at = bonus if isinstance(bonus, float) else bonus[:, :, t, y, x]
+            return pick_codes(logits + at, uniforms[:, t, y, x], options)
 
         return self.generate(prior.pixelcnn, cond, choose_code, "top codes")
 
