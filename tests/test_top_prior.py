@@ -32,13 +32,13 @@ def random_inputs(prior: TopPrior, batch_size: int, num_slices: int, height: int
     return target, given_top, given_bottom
 
 
-def tiny_prior(num_future_slices: int = 2, **overrides) -> TopPrior:
-    """16 top codes, 8 bottom codes, 1 given top and 2 given bottom slices; num_future_slices: read only with
+def tiny_prior(num_future_top_slices: int = 2, **overrides) -> TopPrior:
+    """16 top codes, 8 bottom codes, 1 given top and 2 given bottom slices; num_future_top_slices: read only with
     cond_per_slice."""
     torch.manual_seed(0)
     narrow = dict(hidden_channels=8, residual_channels=8, num_layers=3, num_attention_layers=0, cond_embed_dim=4,
                   cond_residual_channels=4)
-    return TopPrior(tiny_top_config(**(narrow | overrides)), 16, 8, 1, 2, num_future_slices).eval()
+    return TopPrior(tiny_top_config(**(narrow | overrides)), 16, 8, 1, 2, num_future_top_slices).eval()
 
 
 class WithBonus(torch.nn.Module):
@@ -119,7 +119,7 @@ def test_paper_config_with_the_extra_paths_builds_on_meta_at_paper_shapes():
 def test_per_slice_conditioning_tells_the_predicted_slices_apart():
     """Tiled (the paper), the slices away from the ends (which the 3×3×3 convolutions' zero padding reaches) get
     the same features; per slice, each its own, from its own share of the stride-2 convolution."""
-    tiled, per_slice = tiny_prior(num_future_slices=6), tiny_prior(num_future_slices=6, cond_per_slice=True)
+    tiled, per_slice = tiny_prior(num_future_top_slices=6), tiny_prior(num_future_top_slices=6, cond_per_slice=True)
     _, given_top, given_bottom = random_inputs(per_slice, 2, 6, 4, 4)
     with torch.no_grad():
         tiled_cond = tiled.condition(given_top, given_bottom, 6)

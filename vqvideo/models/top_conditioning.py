@@ -7,7 +7,7 @@ brings them back down to (Ht, Wt) × 256 (Table 6), the result is tiled over the
 convolution maps it to the conditioning width and four residual blocks follow (Table 5). The output
 conditions every gated layer of the top prior. It runs once per sampled volume.
 
-With `num_future_slices` (the `cond_per_slice` option, not in the paper) the stride-2 convolution emits 256
+With `num_future_top_slices` (the `cond_per_slice` option, not in the paper) the stride-2 convolution emits 256
 features for each predicted slice instead of one tile for all: an object's place differs from slice to slice,
 and a tile says the same to every slice, so only the gated layers' causal context could tell them apart.
 """
@@ -29,7 +29,7 @@ class TopConditioningStack(nn.Module):
     the given frames' codes (paper 1 and 2; folded into channels, so fixed by the architecture).
     cond_embed_dim: code embedding width. cond_downsampled_channels: width after the stride-2 conv (Table 6: 256).
     cond_channels: output width (Table 5: 512). cond_residual_channels, num_cond_blocks: Table 5 (128, 4).
-    num_future_slices: None (the paper) tiles one feature map over the predicted slices; a count gives each of
+    num_future_top_slices: None (the paper) tiles one feature map over the predicted slices; a count gives each of
     that many predicted slices its own (then every call must predict exactly that many).
     """
 
@@ -44,16 +44,16 @@ class TopConditioningStack(nn.Module):
         cond_channels: int,
         cond_residual_channels: int,
         num_cond_blocks: int,
-        num_future_slices: int | None = None,
+        num_future_top_slices: int | None = None,
     ) -> None:
         super().__init__()
-        self.num_future_slices = num_future_slices
+        self.num_future_top_slices = num_future_top_slices
         self.num_given_top_slices = num_given_top_slices
         self.num_given_bottom_slices = num_given_bottom_slices
         self.top_embedding = nn.Embedding(num_top_codes, cond_embed_dim)
         self.bottom_embedding = nn.Embedding(num_bottom_codes, cond_embed_dim)
         folded_channels = cond_embed_dim * (num_given_top_slices + num_given_bottom_slices)
-        per_slice = num_future_slices or 1
+        per_slice = num_future_top_slices or 1
         self.downsample = nn.Conv2d(folded_channels, cond_downsampled_channels * per_slice, kernel_size=4, stride=2,
                                     padding=1)
         self.to_hidden = nn.Conv3d(cond_downsampled_channels, cond_channels, kernel_size=3, padding=1)
@@ -86,12 +86,12 @@ class TopConditioningStack(nn.Module):
         top = rearrange(self.top_embedding(given_top), "b t h w c -> b (t c) h w")
         top = top.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)  # nearest ×2: (B, Tg·E, 2Ht, 2Wt)
         bottom = rearrange(self.bottom_embedding(given_bottom), "b t h w c -> b (t c) h w")
-        downsampled = self.downsample(torch.cat([top, bottom], dim=1))  # (B, 256 · (num_future_slices or 1), Ht, Wt)
-        if self.num_future_slices is None:
+        downsampled = self.downsample(torch.cat([top, bottom], dim=1))  # (B, 256 · slices, Ht, Wt)
+        if self.num_future_top_slices is None:
             volume = repeat(downsampled, "b c h w -> b c t h w", t=num_slices)
-        elif num_slices != self.num_future_slices:
+        elif num_slices != self.num_future_top_slices:
             raise ValueError(
-                f"this top prior conditions each of {self.num_future_slices} predicted slices separately "
+                f"this top prior conditions each of {self.num_future_top_slices} predicted slices separately "
                 f"(cond_per_slice) and cannot predict {num_slices}: predict as many slices as its code cache has"
             )
         else:
