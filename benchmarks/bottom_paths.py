@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,8 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from code_motion import NUM_BACKGROUNDS, read_split  # noqa: E402
-
-from vqvideo.lit.optimization import OptimizationConfig, warmup_cosine  # noqa: E402
+from variant_training import parser_for, train_variant  # noqa: E402
 
 from vqvideo.cache.manifest import read_manifest  # noqa: E402
 from vqvideo.lit.configs import read_yaml  # noqa: E402
@@ -96,39 +94,24 @@ def evaluate(model: torch.nn.Module, val, num_clips: int) -> list[float]:
 
 def train(variant: str, args: argparse.Namespace, train_codes, val_codes, facts) -> None:
     model = build(variant, facts, args.seed)
-    demo = read_yaml(DEMO_YAML)
-    config = OptimizationConfig(**demo["model"]["init_args"]["optimization"])
-    batch_size = demo["data"]["init_args"]["batch_size"]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, betas=tuple(config.adam_betas),
-                                  weight_decay=config.weight_decay)
-    scheduler = warmup_cosine(optimizer, config.warmup_steps, args.steps, config.min_lr_ratio)  # over all steps
-    start = time.time()
-    for step in range(1, args.steps + 1):
+
+    def loss_of(batch_size: int) -> torch.Tensor:
         rows = torch.randint(len(train_codes.top), (batch_size,))
         slice_index = torch.randint(2, train_codes.bottom.shape[1], (batch_size,))
         with torch.autocast("cpu", dtype=torch.bfloat16):
             logits = model(train_codes.bottom[rows], train_codes.top[rows], slice_index)
-        loss = F.cross_entropy(logits.float(), train_codes.bottom[rows, slice_index])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if step % args.every == 0:
-            even, even_bits, odd, odd_bits, gates = evaluate(model, val_codes, args.num_val)
-            print(f"{variant:<20} seed {args.seed} step {step:>5} {time.time() - start:6.0f} s   even obj {even:.3f}  odd obj {odd:.3f}"
-                  f"   bits {even_bits:.4f} {odd_bits:.4f}   gates {gates}", flush=True)
+        return F.cross_entropy(logits.float(), train_codes.bottom[rows, slice_index])
+
+    def report(step: int, seconds: float) -> None:
+        even, even_bits, odd, odd_bits, gates = evaluate(model, val_codes, args.num_val)
+        print(f"{variant:<20} seed {args.seed} step {step:>5} {seconds:6.0f} s   even obj {even:.3f}  odd obj {odd:.3f}"
+              f"   bits {even_bits:.4f} {odd_bits:.4f}   gates {gates}", flush=True)
+
+    train_variant(model, DEMO_YAML, args.steps, args.every, loss_of, report)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache", type=Path, default=Path("outputs/code_motion/codes"))
-    parser.add_argument("--variants", default="table8,both", help=f"comma-separated, from {', '.join(VARIANTS)}")
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--every", type=int, default=250)
-    parser.add_argument("--num_val", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0, help="initial weights and batch order")
-    args = parser.parse_args()
+    args = parser_for(__doc__, VARIANTS, "table8,both", steps=1500, every=250).parse_args()
     torch.set_num_threads(args.threads)
     spec = read_manifest(args.cache).code_spec  # a CacheError says how to build a missing cache
     (train_codes, _), (val_codes, _) = read_split(args.cache, "train"), read_split(args.cache, "val")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,10 +33,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from code_motion import Motion, read_split, shares  # noqa: E402
+from variant_training import parser_for, train_variant  # noqa: E402
 
 from vqvideo.cache.manifest import read_manifest  # noqa: E402
 from vqvideo.lit.configs import read_yaml  # noqa: E402
-from vqvideo.lit.optimization import OptimizationConfig, warmup_cosine  # noqa: E402
 from vqvideo.models.top_prior import TopPrior, TopPriorConfig  # noqa: E402
 from vqvideo.sampling import get_sampler  # noqa: E402
 from vqvideo.sampling.base import SamplingOptions  # noqa: E402
@@ -94,42 +93,26 @@ def evaluate(model: torch.nn.Module, val, val_given, num_given: int, num_clips: 
 def train(variant: str, args: argparse.Namespace, data, spec) -> None:
     (train_codes, train_given), (val_codes, val_given) = data
     model = build(variant, spec, args.seed)
-    demo = read_yaml(DEMO_YAML)
-    config = OptimizationConfig(**demo["model"]["init_args"]["optimization"])
-    batch_size = demo["data"]["init_args"]["batch_size"]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, betas=tuple(config.adam_betas),
-                                  weight_decay=config.weight_decay)
-    scheduler = warmup_cosine(optimizer, config.warmup_steps, args.steps, config.min_lr_ratio)  # over all steps
     num_given = spec.given_top_shape[0]
-    start = time.time()
-    for step in range(1, args.steps + 1):
+
+    def loss_of(batch_size: int) -> torch.Tensor:
         rows = torch.randint(len(train_codes.top), (batch_size,))
         target = train_codes.top[rows, num_given:]
         given = type(train_given)(train_given.top[rows], train_given.bottom[rows])
         with torch.autocast("cpu", dtype=torch.bfloat16):
             logits = logits_of(model, target, given)
-        loss = F.cross_entropy(logits.float(), target)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if step % args.every == 0:
-            figures = evaluate(model, val_codes, val_given, num_given, args.num_val)
-            print(f"{variant:<12} seed {args.seed} step {step:>5} {time.time() - start:6.0f} s   greedy obj "
-                  f"{figures['greedy']}  forced obj {figures['forced']}  bits {figures['bits']}  gates "
-                  f"{figures['gates']}", flush=True)
+        return F.cross_entropy(logits.float(), target)
+
+    def report(step: int, seconds: float) -> None:
+        figures = evaluate(model, val_codes, val_given, num_given, args.num_val)
+        print(f"{variant:<12} seed {args.seed} step {step:>5} {seconds:6.0f} s   greedy obj {figures['greedy']}  "
+              f"forced obj {figures['forced']}  bits {figures['bits']}  gates {figures['gates']}", flush=True)
+
+    train_variant(model, DEMO_YAML, args.steps, args.every, loss_of, report)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache", type=Path, default=Path("outputs/code_motion/codes"))
-    parser.add_argument("--variants", default="table5,both,motion", help=f"comma-separated, from {', '.join(VARIANTS)}")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--every", type=int, default=300)
-    parser.add_argument("--num_val", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0, help="initial weights and batch order")
-    args = parser.parse_args()
+    args = parser_for(__doc__, VARIANTS, "table5,both,motion", steps=3000, every=300).parse_args()
     torch.set_num_threads(args.threads)
     spec = read_manifest(args.cache).code_spec  # a CacheError says how to build a missing cache
     data = read_split(args.cache, "train"), read_split(args.cache, "val")
