@@ -113,6 +113,16 @@ def test_an_explicit_vqvae_checkpoint_wins_over_the_caches(vqvae_checkpoint, tmp
     assert len(logged_images(logger, tag)) == 1
 
 
+def test_a_prior_whose_vqvae_is_gone_stops_before_training(tmp_path):
+    """A cache built from another working directory names a path that does not resolve here: say so at the start,
+    not at the first logging validation."""
+    module, data, _, _ = stage("bottom", tmp_path / "elsewhere" / "vqvae.ckpt")
+    before = [p.detach().clone() for p in module.parameters()]
+    with pytest.raises(FileNotFoundError, match=r"elsewhere/vqvae.ckpt.*vqvae_checkpoint"):
+        fit(module, data, VideoLogger(every_n_validations=5, num_clips=1, num_samples=1), tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(before, module.parameters()))  # no step was taken
+
+
 def test_a_prior_without_a_known_vqvae_is_one_clear_error(tmp_path):
     module, data, _, _ = stage("top", None)
     with pytest.raises(ValueError, match="set vqvae_checkpoint"):

@@ -19,6 +19,8 @@ logs nothing and raises nothing.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from einops import rearrange
@@ -116,14 +118,28 @@ class VideoLogger(Callback):
         truth, samples, num_given = self.sample_bottom(pl_module.prior, vqvae, batch, num_given_slices, generator)
         return BOTTOM_TAG, panels_video(truth, samples, num_given)
 
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """A prior's VQ-VAE is checked before training, not at the first logging validation hundreds of steps in."""
+        if hasattr(pl_module, "prior"):
+            self.vqvae_path(trainer)
+
+    def vqvae_path(self, trainer: Trainer) -> Path:
+        """The checkpoint of the VQ-VAE that decodes the prior's codes: one clear error if it is unknown or gone."""
+        checkpoint = self.vqvae_checkpoint or getattr(trainer.datamodule, "vqvae_checkpoint", None)
+        if checkpoint is None:
+            raise ValueError("VideoLogger needs the VQ-VAE that decodes the prior's codes: set vqvae_checkpoint")
+        if not Path(checkpoint).is_file():
+            raise FileNotFoundError(
+                f"VideoLogger: the VQ-VAE checkpoint {checkpoint} (the code cache's, unless vqvae_checkpoint names "
+                f"another) does not exist, seen from {Path.cwd()}: run from the folder `vqvideo precompute` ran in, "
+                "or set the VideoLogger's vqvae_checkpoint in the config")
+        return Path(checkpoint)
+
     def frozen_vqvae(self, trainer: Trainer, device: torch.device):
         if self._vqvae is None:
             from vqvideo.lit.vqvae_module import load_vqvae
 
-            checkpoint = self.vqvae_checkpoint or getattr(trainer.datamodule, "vqvae_checkpoint", None)
-            if checkpoint is None:
-                raise ValueError("VideoLogger needs the VQ-VAE that decodes the prior's codes: set vqvae_checkpoint")
-            self._vqvae = load_vqvae(checkpoint)
+            self._vqvae = load_vqvae(str(self.vqvae_path(trainer)))
         return self._vqvae.to(device)
 
     def _repeat(self, codes: torch.Tensor) -> torch.Tensor:
