@@ -6,7 +6,9 @@ Reads <run>/vqvae.ckpt, top_prior.ckpt, bottom_prior.ckpt and the code cache <ru
 the models never trained on). For each variant it decodes (top codes, bottom codes) with the VQ-VAE and prints
 the PSNR (dB) of frame 4 (the first predicted frame), of frames 4-15 and of the given frames 0-3 against the
 decoding of the clip's true codes (the reconstruction, the ceiling). "Copied": every future slice repeats the
-last given slice's codes (the code-level copy-last baseline). The given slices are the given frames encoded alone,
+last given slice's codes (the code-level copy-last baseline). Splicing true and sampled bottom codes at the first
+future slice separates what that slice's codes cost frame 4 from what the later slices cost it through the
+decoder's temporal receptive field. The given slices are the given frames encoded alone,
 as prediction sees them. docs/prediction-quality.md explains what the numbers showed.
 """
 
@@ -29,9 +31,22 @@ def copied(given: torch.Tensor, num_slices: int) -> torch.Tensor:
     return torch.cat([given, given[:, -1:].expand(-1, num_slices - given.shape[1], -1, -1)], dim=1)
 
 
+def spliced(head: torch.Tensor, tail: torch.Tensor, num_slices: int) -> torch.Tensor:
+    """(B, T, H, W) pair → the first num_slices slices of head, then tail's."""
+    return torch.cat([head[:, :num_slices], tail[:, num_slices:]], dim=1)
+
+
 def psnr_per_frame(video: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """(B, 3, T, H, W) pair in [-1, 1] → (T,) dB of the mean squared error over clips (range 2)."""
     return 10 * torch.log10(4 / (video - reference).square().mean(dim=(0, 1, 3, 4)))
+
+
+def db(psnr: torch.Tensor) -> str:
+    """(F,) per-frame PSNRs → their mean as printed: "exact" where every frame decodes as the reconstruction, "-"
+    where only some do (an infinite PSNR has no mean)."""
+    if torch.isfinite(psnr).all():
+        return f"{psnr.mean():5.1f}"
+    return "exact" if torch.isinf(psnr).all() else "  -  "
 
 
 @torch.no_grad()
@@ -62,8 +77,12 @@ def main() -> None:
 
     options, greedy = SamplingOptions(temperature=args.temperature), SamplingOptions(top_k=1)
     sampled, copied_bottom = sampled_top(options), copied(given_bottom, bottom.shape[1])
+    sampled_under_true_top, first = sampled_bottom(top, options), given_bottom.shape[1] + 1
     variants = {
-        "sampled top + true bottom": (sampled, bottom), "true top + sampled bottom": (top, sampled_bottom(top, options)),
+        "sampled top + true bottom": (sampled, bottom), "true top + sampled bottom": (top, sampled_under_true_top),
+        "true top, 1st future bottom slice sampled": (top, spliced(sampled_under_true_top, bottom, first)),
+        "true top, true bottom to the 1st future slice, sampled after": (top, spliced(bottom, sampled_under_true_top,
+                                                                                       first)),
         "true top + greedy bottom": (top, sampled_bottom(top, greedy)),
         "both sampled": (sampled, sampled_bottom(sampled, options)),
         "both greedy": (greedy_top := sampled_top(greedy), sampled_bottom(greedy_top, greedy)),
@@ -74,11 +93,12 @@ def main() -> None:
     num_given = models.vqvae.bottom_stride[0] * given_bottom.shape[1]  # frames of the given slices
     print(f"{len(top)} val clips of {args.run}/codes, temperature {args.temperature}; PSNR vs the reconstruction; "
           f"top codes equal to the clip's own, per future top slice")
+    width = max(map(len, variants))
     for name, (top_codes, bottom_codes) in variants.items():
         psnr = psnr_per_frame(models.vqvae.decode_codes(top_codes, bottom_codes).clamp(-1, 1), reconstruction)
         top_match = (top_codes == top)[:, given_top.shape[1]:].float().mean(dim=(0, 2, 3))
-        print(f"{name:28s} frame {num_given}: {psnr[num_given]:5.1f}  frames {num_given}-{len(psnr) - 1}: "
-              f"{psnr[num_given:].mean():5.1f}  given frames: {psnr[:num_given].mean():5.1f}  top codes right: "
+        print(f"{name:{width}s} frame {num_given}: {db(psnr[num_given:num_given + 1])}  "
+              f"frames {num_given}-{len(psnr) - 1}: {db(psnr[num_given:])}  given frames: {db(psnr[:num_given])}  top codes right: "
               + " ".join(f"{share:.2f}" for share in top_match.tolist()))
 
 
