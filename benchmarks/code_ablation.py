@@ -24,11 +24,7 @@ from vqvideo.cache.manifest import read_manifest
 from vqvideo.lit.prediction import load_prediction_models
 from vqvideo.sampling import get_sampler
 from vqvideo.sampling.base import SamplingOptions
-
-
-def copied(given: torch.Tensor, num_slices: int) -> torch.Tensor:
-    """given (B, Tg, H, W) → (B, num_slices, H, W): the given slices, then the last one repeated."""
-    return torch.cat([given, given[:, -1:].expand(-1, num_slices - given.shape[1], -1, -1)], dim=1)
+from vqvideo.sampling.pipeline import copy_last_slice
 
 
 def spliced(head: torch.Tensor, tail: torch.Tensor, num_slices: int) -> torch.Tensor:
@@ -76,7 +72,7 @@ def main() -> None:
         return sampler.sample_bottom(models.bottom_prior, top_codes, given_bottom, future_bottom, options, generator)
 
     options, greedy = SamplingOptions(temperature=args.temperature), SamplingOptions(top_k=1)
-    sampled, copied_bottom = sampled_top(options), copied(given_bottom, bottom.shape[1])
+    sampled, copied_bottom = sampled_top(options), copy_last_slice(given_bottom, bottom.shape[1])
     sampled_under_true_top, first = sampled_bottom(top, options), given_bottom.shape[1] + 1
     variants = {
         "sampled top + true bottom": (sampled, bottom), "true top + sampled bottom": (top, sampled_under_true_top),
@@ -86,8 +82,8 @@ def main() -> None:
         "true top + greedy bottom": (top, sampled_bottom(top, greedy)),
         "both sampled": (sampled, sampled_bottom(sampled, options)),
         "both greedy": (greedy_top := sampled_top(greedy), sampled_bottom(greedy_top, greedy)),
-        "copied top + true bottom": (copied(given_top, top.shape[1]), bottom),
-        "true top + copied bottom": (top, copied_bottom), "both copied": (copied(given_top, top.shape[1]), copied_bottom),
+        "copied top + true bottom": (copied_top := copy_last_slice(given_top, top.shape[1]), bottom),
+        "true top + copied bottom": (top, copied_bottom), "both copied": (copied_top, copied_bottom),
     }
     reconstruction = models.vqvae.decode_codes(top, bottom).clamp(-1, 1)
     num_given = models.vqvae.bottom_stride[0] * given_bottom.shape[1]  # frames of the given slices

@@ -141,4 +141,6 @@ def test_prediction_diagnostics_are_reported(stand_in_eval):
     top_bits = diagnostics["top"]["bits_per_slice"]
     assert sum(top_bits) / len(top_bits) == pytest.approx(report["levels"]["top"]["prior_bits_per_code"], rel=1e-4)
     assert len(diagnostics["sample_vs_reconstruction_psnr_per_frame"]) == NUM_FRAMES
+    assert len(diagnostics["copied_codes_psnr_per_frame"]) == NUM_FRAMES - TINY_SPEC.num_given_frames
+    assert "The priors against copying the given codes" in (stand_in_eval / "index.html").read_text()
     assert "Prediction diagnostics" in (stand_in_eval / "index.html").read_text()

@@ -63,8 +63,9 @@ def _stability(records: list[dict], level: str) -> dict:
 
 
 def diagnostics_section(records: list[dict]) -> dict:
-    """report.json "diagnostics": per level code stability and per-slice bits own vs swapped (means over clips), and
-    the samples' per-frame PSNR against the reconstruction (mean over clips and samples)."""
+    """report.json "diagnostics": per level code stability and per-slice bits own vs swapped (means over clips), the
+    samples' per-frame PSNR against the reconstruction (mean over clips and samples), and the per-frame PSNR against
+    the ground truth of the given codes copied forward (the code-level copy-last; first window, mean over clips)."""
     section = {"still_levels": "positions whose pixels change by < 3 grey levels (mean |Δ|) between two slices"}
     for level in LEVELS:
         per_slice = lambda key: np.nanmean(np.stack([record[key] for record in records]), axis=0).tolist()  # noqa: E731
@@ -73,4 +74,6 @@ def diagnostics_section(records: list[dict]) -> dict:
                           "bits_per_slice_swapped": per_slice(f"bits.{level}_per_slice_swapped")}
     versus = np.minimum(np.stack([record["psnr.sample_vs_reconstruction"] for record in records]), 100.0)
     section["sample_vs_reconstruction_psnr_per_frame"] = versus.mean(axis=(0, 1)).tolist()  # (N,)
+    copied = np.minimum(np.stack([record["psnr.copied_codes"] for record in records]), 100.0)
+    section["copied_codes_psnr_per_frame"] = copied.mean(axis=0).tolist()  # (Tc - given,)
     return section

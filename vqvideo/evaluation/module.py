@@ -31,7 +31,7 @@ from vqvideo.metrics.fvd import downscale, i3d_features
 from vqvideo.models.vqvae import encode_given_frames
 from vqvideo.sampling import get_sampler
 from vqvideo.sampling.base import SamplingOptions, task_generator
-from vqvideo.sampling.pipeline import PredictionModels, predict_video
+from vqvideo.sampling.pipeline import PredictionModels, copied_codes_window, predict_video
 from vqvideo.video_io import video_to_uint8
 
 
@@ -61,7 +61,8 @@ def _numpy(value: Any) -> np.ndarray:
 class EvalBatch:
     """`EvalModule.predict_step`'s output for B clips (first dimension B everywhere, padding rows cut).
 
-    truth, reconstruction: (B, N, H, W, 3) uint8; top_only: (B, Tc, H, W, 3) uint8; samples: (B, K, N, H, W, 3)
+    truth, reconstruction: (B, N, H, W, 3) uint8; top_only, copied_codes: (B, Tc, H, W, 3) uint8 of the first window
+    (the top level alone; the given codes' last slices repeated, `copied_codes_window`); samples: (B, K, N, H, W, 3)
     uint8; codes: top/bottom/given_top/given_bottom int64 (B, ...); sample_codes: the same keys (B, K, windows, ...);
     bits: top, top_count, bottom, bottom_count (B,) float64; features: '<px>.<system>.<window>' → (B, rows, 400)
     float32; seconds: sampling and features of the whole batch; clip_id: (B,) int64; read_error: B strings ("" if
@@ -70,6 +71,7 @@ class EvalBatch:
     truth: np.ndarray
     reconstruction: np.ndarray
     top_only: np.ndarray
+    copied_codes: np.ndarray
     samples: np.ndarray
     codes: dict[str, torch.Tensor]
     sample_codes: dict[str, torch.Tensor]
@@ -92,7 +94,7 @@ class EvalBatch:
             pick = lambda group: {name: _numpy(value)[row] for name, value in group.items()}  # noqa: E731
             outputs.append((clip_id, ClipOutput(
                 truth=_numpy(self.truth)[row], reconstruction=_numpy(self.reconstruction)[row],
-                top_only=_numpy(self.top_only)[row], samples=_numpy(self.samples)[row], codes=pick(self.codes),
+                top_only=_numpy(self.top_only)[row], copied_codes=_numpy(self.copied_codes)[row], samples=_numpy(self.samples)[row], codes=pick(self.codes),
                 sample_codes=pick(self.sample_codes), features=pick(self.features), seconds=share,
                 bits={name: float(value) for name, value in pick(self.bits).items()},
                 slice_bits=pick(self.slice_bits))))
@@ -146,6 +148,8 @@ class EvalModule(LightningModule):
         outputs = {
             "truth": video_to_uint8(video), "reconstruction": video_to_uint8(self._reconstruct(video)),
             "top_only": video_to_uint8(self.vqvae.decode_top_only(codes.top).clamp(-1, 1)),
+            "copied_codes": video_to_uint8(copied_codes_window(self.vqvae, given, codes.top.shape[1],
+                                                               codes.bottom.shape[1])),
             "samples": self._samples_uint8(prediction.video),
             "codes": {"top": codes.top, "bottom": codes.bottom, "given_top": given.top, "given_bottom": given.bottom},
             "sample_codes": self._per_clip({"top": prediction.codes.top, "bottom": prediction.codes.bottom,

@@ -7,6 +7,7 @@ or multi-device run gives the same records). The record is written last: its pre
 
 Record arrays (`results/<clip>.npz`), F = predicted frames (N - given), K = samples:
   psnr.sample, ssim.sample (K, F); psnr.copy_last, ssim.copy_last, psnr.reconstruction, ssim.reconstruction (F,)
+  psnr.copied_codes (Tc - given,)   the given codes' last slices repeated, decoded (the first window)
   compression.vqvae_psnr, compression.x264_psnr / _bits / _header_bits / _qp / _fits ()   (the first clip window)
   levels.top_only_psnr, levels.mean_colour_psnr ();  levels.<level>_counts, levels.sample_<level>_counts,
   levels.<level>_target_counts (codebook size,) for level in top, bottom
@@ -35,6 +36,7 @@ from vqvideo.metrics.levels import mean_colour_psnr
 from vqvideo.panels import prediction_panel
 from vqvideo.video_io import write_gif, write_mp4
 
+RECORDS_VERSION = 2  # 2: psnr.copied_codes; run.json records it, so a folder of older records is refused, not resumed
 LEVELS = ("top", "bottom")
 BASELINE_SYSTEMS = ("truth", "reconstruction", "copy_last")
 
@@ -51,8 +53,8 @@ def system_names(num_samples: int) -> list[str]:
 class ClipOutput(NamedTuple):
     """What the eval module predicts for one clip (NumPy, CPU). N: the eval's frames, Tc: the VQ-VAE's clip length.
 
-    truth, reconstruction: (N, H, W, 3) uint8 (the reconstruction window by window); top_only: (Tc, H, W, 3)
-    uint8 of the first window; samples: (K, N, H, W, 3) uint8; codes: top/bottom/given_top/given_bottom int64 of
+    truth, reconstruction: (N, H, W, 3) uint8 (the reconstruction window by window); top_only, copied_codes:
+    (Tc, H, W, 3) uint8 of the first window (its top level alone; the given codes' last slices repeated); samples: (K, N, H, W, 3) uint8; codes: top/bottom/given_top/given_bottom int64 of
     the first window (given_*: the given frames encoded alone); sample_codes: the same keys, (K, windows, ...);
     bits: top, top_count, bottom, bottom_count floats; features: name → (rows, 400) float32; seconds: name → s;
     slice_bits: <level>, <level>_swapped → (future slices,) float64 bits/code (`diagnostics.slice_bits`)."""
@@ -60,6 +62,7 @@ class ClipOutput(NamedTuple):
     truth: np.ndarray
     reconstruction: np.ndarray
     top_only: np.ndarray
+    copied_codes: np.ndarray
     samples: np.ndarray
     codes: dict[str, np.ndarray]
     sample_codes: dict[str, np.ndarray]
@@ -125,7 +128,8 @@ def diagnostic_scores(output: ClipOutput, spec: ScoringSpec) -> dict[str, np.nda
     """One clip's record entries: stability.<level>_<CodeChanges field> (T'-1,) int64 of the clip's codes and
     stability.sample_<level>_changed (K, T'-1) of the samples' first window; stability.<level>_given_agreement
     (given slices,) float64; bits.<level>_per_slice(_swapped) (future slices,) float64; psnr.sample_vs_reconstruction
-    (K, N) float64 (every frame, the given ones included)."""
+    (K, N) float64 (every frame, the given ones included); psnr.copied_codes (Tc - given,) float64 against the
+    ground truth, the first window's predicted frames."""
     truth = torch.from_numpy(np.ascontiguousarray(output.truth[None, :spec.clip_frames]))  # (1, Tc, H, W, 3)
     scores = {}
     for level in LEVELS:
@@ -141,6 +145,9 @@ def diagnostic_scores(output: ClipOutput, spec: ScoringSpec) -> dict[str, np.nda
             scores[f"bits.{level}_per_slice{suffix}"] = np.asarray(output.slice_bits[f"{level}{suffix}"], np.float64)
     reconstruction = np.repeat(output.reconstruction[None], output.samples.shape[0], axis=0)  # (K, N, H, W, 3)
     scores["psnr.sample_vs_reconstruction"] = per_frame_psnr(output.samples, reconstruction).numpy()
+    given = spec.num_given_frames
+    copied = torch.from_numpy(np.ascontiguousarray(output.copied_codes[None, given:]))
+    scores["psnr.copied_codes"] = per_frame_psnr(copied, truth[:, given:])[0].numpy()
     return scores
 
 

@@ -16,7 +16,7 @@ from vqvideo.data.datamodule import KineticsDataModule
 from vqvideo.data.inputs import InputSpec
 from vqvideo.evaluation.clips import EvalClip, clip_key, plan_eval_clips
 from vqvideo.evaluation.module import EvalModule, EvalSampling
-from vqvideo.evaluation.records import ScoringSpec
+from vqvideo.evaluation.records import RECORDS_VERSION, ScoringSpec
 from vqvideo.evaluation.report import ReportContext
 from vqvideo.evaluation.summary import EvalSettings, FVDSetup
 from vqvideo.files import bytes_sha256, file_sha256
@@ -128,6 +128,7 @@ def eval_identity(cfg: Namespace, setup: Setup) -> dict:
         "fvd": {"protocol": cfg.fvd_protocol, "folds": cfg.folds},
         "compute": {"batch_size": cfg.batch_size, "num_threads": cfg.num_threads,
                     "accelerator": cfg.trainer.accelerator, "precision": cfg.trainer.precision},
+        "records_version": RECORDS_VERSION,
     }
 
 

@@ -188,7 +188,24 @@ def diagnostics_tables(report: dict) -> list[Table]:
                    [[_number(value, 1) for value in section["sample_vs_reconstruction_psnr_per_frame"]]],
                    ["Each sample's frame against the VQ-VAE's reconstruction of the same frame, mean over clips and "
                     "samples; the given frames (first columns) differ only through their codes."])
-    return [stability, versus]
+    return [stability, versus, copied_codes_table(report)]
+
+
+def copied_codes_table(report: dict) -> Table:
+    """The first window's predicted frames: the samples and the reconstruction beside the given codes copied
+    forward, each against the ground truth."""
+    copied = report["diagnostics"]["copied_codes_psnr_per_frame"]
+    frames, systems = report["frame_quality"]["frames"][:len(copied)], report["frame_quality"]["systems"]
+    rows = [[label, *(_number(value, 1) for value in values[:len(copied)])] for label, values in (
+        ("samples (mean over K)", systems["sample_mean"]["psnr"]["per_frame"]),
+        ("given codes copied forward", copied),
+        ("copy-last frame", systems["copy_last"]["psnr"]["per_frame"]),
+        ("reconstruction", systems["reconstruction"]["psnr"]["per_frame"]))]
+    return Table("copied_codes", "The priors against copying the given codes, per predicted frame (PSNR dB)",
+                 ["", *(str(frame) for frame in frames)], rows,
+                 ["Given codes copied forward: the given frames' codes with each level's last given slice repeated to "
+                  "the end of the first window, decoded by the VQ-VAE, against the ground truth (mean over clips). "
+                  "Samples that score below it lose to a prior that only ever copies codes."])
 
 
 def throughput_table(report: dict) -> Table:

@@ -71,6 +71,20 @@ def sample_codes(
     return Codes(top=top_codes, bottom=bottom_codes)
 
 
+def copy_last_slice(given: torch.Tensor, num_slices: int) -> torch.Tensor:
+    """given (B, Tg, H, W) codes → (B, num_slices, H, W): the given slices, then the last one repeated. The code-level
+    copy-last baseline: what a prior that only ever copies would predict."""
+    return torch.cat([given, given[:, -1:].expand(-1, num_slices - given.shape[1], -1, -1)], dim=1)
+
+
+def copied_codes_window(vqvae: nn.Module, given_codes: Codes, top_slices: int, bottom_slices: int) -> torch.Tensor:
+    """The given codes (top (B, Tg, Ht, Wt), bottom (B, Tgb, Hb, Wb)) with each level's last given slice repeated to
+    top_slices / bottom_slices, decoded by `vqvae`: (B, 3, clip frames, H, W) float32 in [-1, 1]."""
+    video = vqvae.decode_codes(copy_last_slice(given_codes.top, top_slices),
+                               copy_last_slice(given_codes.bottom, bottom_slices))
+    return video.float().clamp(-1, 1)
+
+
 def predict_window(models: PredictionModels, given_frames: torch.Tensor, clip_frames: int, sampler: Sampler,
                    options: SamplingOptions, generator: Generators) -> tuple[torch.Tensor, Codes, Codes]:
     """given_frames (B, 3, Tg, H, W) float in [-1, 1] → (video (B, 3, clip_frames, H, W) float32 in [-1, 1], codes,
