@@ -94,7 +94,8 @@ def main() -> None:
         psnr = psnr_per_frame(models.vqvae.decode_codes(top_codes, bottom_codes).clamp(-1, 1), reconstruction)
         top_match = (top_codes == top)[:, given_top.shape[1]:].float().mean(dim=(0, 2, 3))
         print(f"{name:{width}s} frame {num_given}: {db(psnr[num_given:num_given + 1])}  "
-              f"frames {num_given}-{len(psnr) - 1}: {db(psnr[num_given:])}  given frames: {db(psnr[:num_given])}  top codes right: "
+              f"frames {num_given}-{len(psnr) - 1}: {db(psnr[num_given:])}  given frames: {db(psnr[:num_given])}  "
+              "top codes right: "
               + " ".join(f"{share:.2f}" for share in top_match.tolist()))
 
 

@@ -2,8 +2,9 @@
 
     python benchmarks/recon_edges.py outputs/sprites/vqvae.ckpt [--data data/sprites] [--num_videos 12]
 
-Reconstructs one 16-frame window (frames 16-31) of each held-out video of --data (the validation files of a folder
-root, `vqvideo.data.sources.hash_split` at val_fraction 0.2, as the demo configs split it) and prints the PSNR
+Reconstructs one window (the VQ-VAE's clip length and resolution, starting at frame 16) of each held-out video of
+--data (the validation files of a folder root at the VQ-VAE's val_fraction, as its training split them) and prints
+the PSNR
 over all pixels, over the pixels next to a sharp edge of the input (a colour step above 0.1 of the [-1, 1] range to
 a 4-neighbour, in any channel), over the rest, and the share of the squared error at those edges. On sprites
 the edges are the sprites' outlines: a reconstruction limited there needs codes that place an outline within a
@@ -19,6 +20,7 @@ import torch
 
 from vqvideo.data.sources import in_split
 from vqvideo.data.video import read_clip
+from vqvideo.lit.prediction import input_spec
 from vqvideo.lit.vqvae_module import load_vqvae
 
 EDGE_STEP = 0.1
@@ -45,12 +47,14 @@ def db(mse: torch.Tensor) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("vqvae", help="a VQ-VAE checkpoint written by `vqvideo fit`")
-    parser.add_argument("--data", default="data/sprites", help="a folder of 64 px videos of at least 32 frames")
+    parser.add_argument("--data", default="data/sprites", help="a folder of videos, each at least 16 frames longer than a clip")
     parser.add_argument("--num_videos", type=int, default=12)
     args = parser.parse_args()
-    root = Path(args.data)
-    files = [path for path in sorted(root.glob("*.mp4")) if in_split(path.relative_to(root).as_posix(), "val", 0.2)]
-    clips = torch.stack([read_clip(str(path), 16, 16, 1, 64) for path in files[: args.num_videos]])
+    spec, root = input_spec(args.vqvae, None), Path(args.data)
+    files = [path for path in sorted(root.glob("*.mp4"))
+             if in_split(path.relative_to(root).as_posix(), "val", spec.val_fraction)]
+    clips = torch.stack([read_clip(str(path), 16, spec.num_frames, spec.frame_stride, spec.resolution)
+                         for path in files[: args.num_videos]])
     error = (load_vqvae(args.vqvae).reconstruct(clips).clamp(-1, 1) - clips).square().mean(dim=1)  # (N, T, H, W)
     edges = edge_mask(clips)
     print(f"{args.vqvae} on {len(clips)} held-out videos of {args.data}: all {db(error.mean()):.2f} dB; "

@@ -37,7 +37,8 @@ def test_the_copied_window_decodes_the_repeated_codes():
 def clip_output(truth: np.ndarray, copied: np.ndarray) -> ClipOutput:
     """A one-sample ClipOutput of an 8-frame 8 px clip whose codes are all zero (only the pixels matter here)."""
     zeros = lambda *shape: np.zeros(shape, np.int64)  # noqa: E731
-    codes = {"top": zeros(2, 2, 2), "bottom": zeros(4, 4, 4), "given_top": zeros(1, 2, 2), "given_bottom": zeros(2, 4, 4)}
+    codes = {"top": zeros(2, 2, 2), "bottom": zeros(4, 4, 4), "given_top": zeros(1, 2, 2),
+             "given_bottom": zeros(2, 4, 4)}
     return ClipOutput(truth=truth, reconstruction=truth, top_only=truth, copied_codes=copied, samples=truth[None],
                       codes=codes, sample_codes={name: value[None, None] for name, value in codes.items()}, bits={},
                       features={}, seconds={}, slice_bits={name: np.ones(1) for name in (

@@ -4,6 +4,7 @@ colour or on steps too small to be an outline."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -36,3 +37,17 @@ def test_flat_colour_and_small_steps_are_not_edges():
 
 def test_db_uses_the_range_of_two():
     assert abs(recon_edges.db(torch.tensor(4e-3)) - 30.0) < 1e-5
+
+
+def test_the_clips_follow_the_vqvaes_checkpoint_without_a_prior(tmp_path):
+    """recon_edges reads clip length, resolution and split from the VQ-VAE alone (`input_spec` with no top prior)."""
+    from eval_helpers import NUM_FRAMES, RESOLUTION, save_tiny_stages
+
+    from vqvideo.lit.prediction import input_spec
+
+    checkpoints = save_tiny_stages(tmp_path)
+    alone, with_prior = input_spec(str(checkpoints["vqvae"]), None), input_spec(str(checkpoints["vqvae"]),
+                                                                               str(checkpoints["top"]))
+    assert (alone.num_frames, alone.resolution, alone.val_fraction) == (NUM_FRAMES, RESOLUTION, 0.2)
+    assert alone.num_given_frames == 0 and with_prior.num_given_frames == 4
+    assert replace(alone, num_given_frames=4) == with_prior

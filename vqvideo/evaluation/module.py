@@ -94,7 +94,8 @@ class EvalBatch:
             pick = lambda group: {name: _numpy(value)[row] for name, value in group.items()}  # noqa: E731
             outputs.append((clip_id, ClipOutput(
                 truth=_numpy(self.truth)[row], reconstruction=_numpy(self.reconstruction)[row],
-                top_only=_numpy(self.top_only)[row], copied_codes=_numpy(self.copied_codes)[row], samples=_numpy(self.samples)[row], codes=pick(self.codes),
+                top_only=_numpy(self.top_only)[row], copied_codes=_numpy(self.copied_codes)[row],
+                samples=_numpy(self.samples)[row], codes=pick(self.codes),
                 sample_codes=pick(self.sample_codes), features=pick(self.features), seconds=share,
                 bits={name: float(value) for name, value in pick(self.bits).items()},
                 slice_bits=pick(self.slice_bits))))

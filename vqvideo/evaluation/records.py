@@ -54,8 +54,9 @@ class ClipOutput(NamedTuple):
     """What the eval module predicts for one clip (NumPy, CPU). N: the eval's frames, Tc: the VQ-VAE's clip length.
 
     truth, reconstruction: (N, H, W, 3) uint8 (the reconstruction window by window); top_only, copied_codes:
-    (Tc, H, W, 3) uint8 of the first window (its top level alone; the given codes' last slices repeated); samples: (K, N, H, W, 3) uint8; codes: top/bottom/given_top/given_bottom int64 of
-    the first window (given_*: the given frames encoded alone); sample_codes: the same keys, (K, windows, ...);
+    (Tc, H, W, 3) uint8 of the first window (its top level alone; the given codes' last slices repeated); samples:
+    (K, N, H, W, 3) uint8; codes: top/bottom/given_top/given_bottom int64 of the first window (given_*: the given
+    frames encoded alone); sample_codes: the same keys, (K, windows, ...);
     bits: top, top_count, bottom, bottom_count floats; features: name → (rows, 400) float32; seconds: name → s;
     slice_bits: <level>, <level>_swapped → (future slices,) float64 bits/code (`diagnostics.slice_bits`)."""
 

@@ -36,8 +36,9 @@ def prior_code_spec(path: str) -> CodeSpec:
     return CodeSpec.from_dict(hparams["code_spec"])
 
 
-def input_spec(vqvae_path: str, top_path: str) -> InputSpec:
-    """How input clips are made for these models: the VQ-VAE's training clips, the top prior's given frames."""
+def input_spec(vqvae_path: str, top_path: str | None) -> InputSpec:
+    """How input clips are made for these models: the VQ-VAE's training clips, the top prior's given frames (0
+    without a top prior: reconstruction only)."""
     checkpoint = read_checkpoint(vqvae_path)
     clip_shape = (checkpoint.get("hyper_parameters") or {}).get("clip_shape")
     data = checkpoint.get("datamodule_hyper_parameters") or {}
@@ -48,7 +49,8 @@ def input_spec(vqvae_path: str, top_path: str) -> InputSpec:
         )
     num_frames, height, _ = clip_shape
     return InputSpec(int(num_frames), int(height), int(data.get("frame_stride", 1)), data.get("target_fps"),
-                     float(data.get("val_fraction", 0.2)), prior_code_spec(top_path).num_given_frames)
+                     float(data.get("val_fraction", 0.2)),
+                     0 if top_path is None else prior_code_spec(top_path).num_given_frames)
 
 
 def check_latent_facts(spec: InputSpec, vqvae: torch.nn.Module, prior_paths: list[str]) -> None:
