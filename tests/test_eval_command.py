@@ -143,4 +143,9 @@ def test_prediction_diagnostics_are_reported(stand_in_eval):
     assert len(diagnostics["sample_vs_reconstruction_psnr_per_frame"]) == NUM_FRAMES
     assert len(diagnostics["copied_codes_psnr_per_frame"]) == NUM_FRAMES - TINY_SPEC.num_given_frames
     assert "The priors against copying the given codes" in (stand_in_eval / "index.html").read_text()
+    spread = diagnostics["sample_spread"]  # the samples' error split into the prior's spread and bias, every frame
+    assert len(spread["spread_psnr"]) == NUM_FRAMES
+    assert all(len(spread[target][row]) == NUM_FRAMES for target in ("truth", "reconstruction")
+               for row in ("samples_psnr", "mean_psnr", "bias_to_spread"))
+    assert "spread and its bias" in (stand_in_eval / "index.html").read_text()
     assert "Prediction diagnostics" in (stand_in_eval / "index.html").read_text()

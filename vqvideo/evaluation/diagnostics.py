@@ -6,7 +6,8 @@ reconstruction ceiling. One story in four steps, each per clip then aggregated:
    conditioning spends more bits when its given frames are wrong).
 2. `vqvideo.evaluation.records.diagnostic_scores` (in the clip's record): code stability in time (codes changing between consecutive slices,
    over all positions and where the pixels barely change), given-frames-alone vs in-clip agreement per given slice,
-   and each sample's per-frame PSNR against the reconstruction.
+   each sample's per-frame PSNR against the reconstruction, and the samples' error split into the prior's spread
+   and its bias (`vqvideo.metrics.sample_spread`).
 3. `diagnostics_section` (report.json, under "diagnostics").
 4. `vqvideo.evaluation.tables.diagnostics_tables` (report.md and index.html).
 """
@@ -18,6 +19,7 @@ import torch
 
 from vqvideo.evaluation.records import LEVELS
 from vqvideo.metrics.code_stability import CodeChanges, bits_per_slice, displaced
+from vqvideo.metrics.sample_spread import mse_to_psnr
 from vqvideo.models.vqvae import Codes
 
 STABILITY_FIELDS = CodeChanges._fields
@@ -76,4 +78,27 @@ def diagnostics_section(records: list[dict]) -> dict:
     section["sample_vs_reconstruction_psnr_per_frame"] = versus.mean(axis=(0, 1)).tolist()  # (N,)
     copied = np.minimum(np.stack([record["psnr.copied_codes"] for record in records]), 100.0)
     section["copied_codes_psnr_per_frame"] = copied.mean(axis=0).tolist()  # (Tc - given,)
+    section["sample_spread"] = sample_spread_section(records)
+    return section
+
+
+def _listed(values: np.ndarray) -> list[float | None]:
+    return [float(value) if np.isfinite(value) else None for value in values]
+
+
+def sample_spread_section(records: list[dict]) -> dict | None:
+    """Per frame (all N), from the mean squared errors over clips: the samples' PSNR against each target, the
+    estimated PSNR of the prior's pixel mean (error minus spread), the spread's own PSNR and bias ÷ spread (1 for a
+    calibrated prior). None with one sample per clip (no spread to measure)."""
+    variance = np.mean([record["spread.variance"] for record in records], axis=0)  # (N,)
+    if np.isnan(variance).any():
+        return None
+    section = {"spread_psnr": _listed(mse_to_psnr(variance))}
+    for target in ("truth", "reconstruction"):
+        error = np.mean([record[f"spread.error_vs_{target}"] for record in records], axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = (error - variance) / variance
+        section[target] = {"samples_psnr": _listed(mse_to_psnr(error)),
+                           "mean_psnr": _listed(mse_to_psnr(error - variance)),
+                           "bias_to_spread": _listed(ratio)}
     return section

@@ -8,6 +8,8 @@ or multi-device run gives the same records). The record is written last: its pre
 Record arrays (`results/<clip>.npz`), F = predicted frames (N - given), K = samples:
   psnr.sample, ssim.sample (K, F); psnr.copy_last, ssim.copy_last, psnr.reconstruction, ssim.reconstruction (F,)
   psnr.copied_codes (Tc - given,)   the given codes' last slices repeated, decoded (the first window)
+  spread.error_vs_truth, spread.error_vs_reconstruction, spread.variance (N,)   the samples' mean squared error
+      against each target and their variance about their own average (`vqvideo.metrics.sample_spread`)
   compression.vqvae_psnr, compression.x264_psnr / _bits / _header_bits / _qp / _fits ()   (the first clip window)
   levels.top_only_psnr, levels.mean_colour_psnr ();  levels.<level>_counts, levels.sample_<level>_counts,
   levels.<level>_target_counts (codebook size,) for level in top, bottom
@@ -33,10 +35,11 @@ from vqvideo.metrics.codec import x264_at_budget
 from vqvideo.metrics.code_stability import code_changes, slice_agreement, still_positions
 from vqvideo.metrics.frame_quality import copy_last_frame_video, frame_quality, per_frame_psnr
 from vqvideo.metrics.levels import mean_colour_psnr
+from vqvideo.metrics.sample_spread import sample_spread
 from vqvideo.panels import prediction_panel
 from vqvideo.video_io import write_gif, write_mp4
 
-RECORDS_VERSION = 2  # 2: psnr.copied_codes; run.json records it, so a folder of older records is refused, not resumed
+RECORDS_VERSION = 3  # 2: psnr.copied_codes, 3: spread.*; run.json records it, so older records are refused, not resumed
 LEVELS = ("top", "bottom")
 BASELINE_SYSTEMS = ("truth", "reconstruction", "copy_last")
 
@@ -130,7 +133,8 @@ def diagnostic_scores(output: ClipOutput, spec: ScoringSpec) -> dict[str, np.nda
     stability.sample_<level>_changed (K, T'-1) of the samples' first window; stability.<level>_given_agreement
     (given slices,) float64; bits.<level>_per_slice(_swapped) (future slices,) float64; psnr.sample_vs_reconstruction
     (K, N) float64 (every frame, the given ones included); psnr.copied_codes (Tc - given,) float64 against the
-    ground truth, the first window's predicted frames."""
+    ground truth, the first window's predicted frames; spread.error_vs_<truth|reconstruction>, spread.variance (N,)
+    float64 mean squared 8-bit errors (`sample_spread`)."""
     truth = torch.from_numpy(np.ascontiguousarray(output.truth[None, :spec.clip_frames]))  # (1, Tc, H, W, 3)
     scores = {}
     for level in LEVELS:
@@ -149,6 +153,10 @@ def diagnostic_scores(output: ClipOutput, spec: ScoringSpec) -> dict[str, np.nda
     given = spec.num_given_frames
     copied = torch.from_numpy(np.ascontiguousarray(output.copied_codes[None, given:]))
     scores["psnr.copied_codes"] = per_frame_psnr(copied, truth[:, given:])[0].numpy()
+    for name, target in (("truth", output.truth), ("reconstruction", output.reconstruction)):
+        spread = sample_spread(output.samples, target)
+        scores[f"spread.error_vs_{name}"] = spread.error
+    scores["spread.variance"] = spread.spread
     return scores
 
 

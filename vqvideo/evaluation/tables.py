@@ -188,7 +188,33 @@ def diagnostics_tables(report: dict) -> list[Table]:
                    [[_number(value, 1) for value in section["sample_vs_reconstruction_psnr_per_frame"]]],
                    ["Each sample's frame against the VQ-VAE's reconstruction of the same frame, mean over clips and "
                     "samples; the given frames (first columns) differ only through their codes."])
-    return [stability, versus, copied_codes_table(report)]
+    spread = sample_spread_table(section.get("sample_spread"))
+    return [stability, versus, copied_codes_table(report), *([spread] if spread else [])]
+
+
+def sample_spread_table(spread: dict | None) -> Table | None:
+    """The samples' error split into the prior's spread and its bias, per frame (None with one sample per clip)."""
+    if spread is None:
+        return None
+    psnr_row = lambda label, values: [label, *(_number(value, 1) for value in values)]  # noqa: E731
+    rows = [psnr_row("samples vs ground truth", spread["truth"]["samples_psnr"]),
+            psnr_row("the prior's pixel mean vs ground truth (estimated)", spread["truth"]["mean_psnr"]),
+            psnr_row("samples vs reconstruction", spread["reconstruction"]["samples_psnr"]),
+            psnr_row("the prior's pixel mean vs reconstruction (estimated)", spread["reconstruction"]["mean_psnr"]),
+            psnr_row("spread: samples about their average", spread["spread_psnr"]),
+            ["bias ÷ spread vs reconstruction",
+             *(_number(value, 2) for value in spread["reconstruction"]["bias_to_spread"])]]
+    return Table("sample_spread", "The samples' error: the prior's spread and its bias, per frame (PSNR dB)",
+                 ["", *(str(frame) for frame in range(len(spread["spread_psnr"])))], rows,
+                 ["From mean squared errors over clips and samples (not the mean of per-clip PSNRs, so the samples' "
+                  "rows differ a little from the tables above). A sample's squared error is its prior's bias "
+                  "(the pixel mean of infinitely many samples against the target) plus the spread (the samples' "
+                  "variance about their average, estimated from the K samples); the pixel-mean rows are error minus "
+                  "spread.",
+                  "A calibrated prior, one whose target looks like one more sample, has bias = spread and samples "
+                  "3 dB below its mean: the price of sampling an uncertain future. Bias ÷ spread far above 1: "
+                  "samples that agree with each other more than with the target; far below 1: more spread than "
+                  "error (a lower temperature would help)."])
 
 
 def copied_codes_table(report: dict) -> Table:
