@@ -39,7 +39,7 @@ from vqvideo.metrics.sample_spread import sample_spread
 from vqvideo.panels import prediction_panel
 from vqvideo.video_io import write_gif, write_mp4
 
-RECORDS_VERSION = 3  # 2: psnr.copied_codes, 3: spread.*; run.json records it, so older records are refused, not resumed
+RECORDS_VERSION = 3  # 2: psnr.copied_codes, 3: spread.*; run.json records it: older records are refused, not resumed
 LEVELS = ("top", "bottom")
 BASELINE_SYSTEMS = ("truth", "reconstruction", "copy_last")
 
@@ -153,10 +153,10 @@ def diagnostic_scores(output: ClipOutput, spec: ScoringSpec) -> dict[str, np.nda
     given = spec.num_given_frames
     copied = torch.from_numpy(np.ascontiguousarray(output.copied_codes[None, given:]))
     scores["psnr.copied_codes"] = per_frame_psnr(copied, truth[:, given:])[0].numpy()
-    for name, target in (("truth", output.truth), ("reconstruction", output.reconstruction)):
-        spread = sample_spread(output.samples, target)
-        scores[f"spread.error_vs_{name}"] = spread.error
-    scores["spread.variance"] = spread.spread
+    spreads = {name: sample_spread(output.samples, target)
+               for name, target in (("truth", output.truth), ("reconstruction", output.reconstruction))}
+    scores |= {f"spread.error_vs_{name}": spread.error for name, spread in spreads.items()}
+    scores["spread.variance"] = spreads["truth"].spread  # the samples' own: the same against either target
     return scores
 
 

@@ -38,11 +38,12 @@ def sample_spread(samples: np.ndarray, target: np.ndarray) -> SampleSpread:
     if samples.dtype != np.uint8 or target.dtype != np.uint8 or samples.shape[1:] != target.shape:
         raise ValueError(f"samples (K, T, H, W, 3) and target (T, H, W, 3) must be uint8 of matching frames, got "
                          f"{samples.dtype} {samples.shape} and {target.dtype} {target.shape}")
-    pixels = samples.astype(np.float64)
-    error = ((pixels - target.astype(np.float64)) ** 2).mean(axis=(0, 2, 3, 4))
-    if samples.shape[0] < 2:
-        return SampleSpread(error, np.full_like(error, np.nan))
-    spread = pixels.var(axis=0, ddof=1).mean(axis=(1, 2, 3))
+    error, spread = np.empty(target.shape[0]), np.full(target.shape[0], np.nan)
+    for frame in range(target.shape[0]):  # frame by frame: float64 copies of K whole 256 px clips cost GBs
+        pixels = samples[:, frame].astype(np.float64)  # (K, H, W, 3)
+        error[frame] = ((pixels - target[frame]) ** 2).mean()
+        if samples.shape[0] > 1:
+            spread[frame] = pixels.var(axis=0, ddof=1).mean()
     return SampleSpread(error, spread)
 
 
