@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from vqvideo.evaluation.diagnostics import sample_spread_section
-from vqvideo.metrics.sample_spread import PSNR_CAP_DB, mse_to_psnr, sample_spread
+from vqvideo.metrics.frame_quality import PSNR_CAP
+from vqvideo.metrics.sample_spread import mse_to_psnr, sample_spread
 
 
 def noisy(rng: np.random.Generator, mean: float, sigma: float, shape: tuple[int, ...]) -> np.ndarray:
@@ -73,7 +74,7 @@ def test_samples_that_agree_on_a_wrong_picture_read_as_biased():
 
 def test_psnr_of_zero_or_negative_error_is_capped():
     psnr = mse_to_psnr(np.array([0.0, -1.0, 65025.0, np.nan]))
-    assert psnr[0] == psnr[1] == PSNR_CAP_DB and psnr[2] == pytest.approx(0.0) and np.isnan(psnr[3])
+    assert psnr[0] == psnr[1] == PSNR_CAP and psnr[2] == pytest.approx(0.0) and np.isnan(psnr[3])
 
 
 def test_mismatched_frames_are_refused():

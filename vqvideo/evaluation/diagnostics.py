@@ -19,6 +19,7 @@ import torch
 
 from vqvideo.evaluation.records import LEVELS
 from vqvideo.metrics.code_stability import CodeChanges, bits_per_slice, displaced
+from vqvideo.metrics.frame_quality import PSNR_CAP
 from vqvideo.metrics.sample_spread import mse_to_psnr
 from vqvideo.models.vqvae import Codes
 
@@ -74,9 +75,9 @@ def diagnostics_section(records: list[dict]) -> dict:
         section[level] = {"stability": _stability(records, level),
                           "bits_per_slice": per_slice(f"bits.{level}_per_slice"),
                           "bits_per_slice_swapped": per_slice(f"bits.{level}_per_slice_swapped")}
-    versus = np.minimum(np.stack([record["psnr.sample_vs_reconstruction"] for record in records]), 100.0)
+    versus = np.minimum(np.stack([record["psnr.sample_vs_reconstruction"] for record in records]), PSNR_CAP)
     section["sample_vs_reconstruction_psnr_per_frame"] = versus.mean(axis=(0, 1)).tolist()  # (N,)
-    copied = np.minimum(np.stack([record["psnr.copied_codes"] for record in records]), 100.0)
+    copied = np.minimum(np.stack([record["psnr.copied_codes"] for record in records]), PSNR_CAP)
     section["copied_codes_psnr_per_frame"] = copied.mean(axis=0).tolist()  # (Tc - given,)
     section["sample_spread"] = sample_spread_section(records)
     return section

@@ -13,11 +13,11 @@ import numpy as np
 
 from vqvideo.evaluation.diagnostics import diagnostics_section
 from vqvideo.evaluation.records import LEVELS
+from vqvideo.metrics.frame_quality import PSNR_CAP
 from vqvideo.metrics.fvd import frechet_distance_folds
 from vqvideo.metrics.i3d import WEIGHTS_HELP
 from vqvideo.metrics.levels import code_usage_from_counts
 
-PSNR_CAP = 100.0  # dB counted for an exact frame (PSNR inf), so means stay finite
 FRAME_SYSTEMS = {
     "sample_mean": "samples, mean over the K samples of each clip",
     "sample_best": "best of K: per clip, the sample with the best clip-average of this metric",

@@ -17,6 +17,7 @@ from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 DATA_RANGE = 255.0
+PSNR_CAP = 100.0  # dB counted for an exact frame (PSNR inf), so means over frames and clips stay finite
 SSIM_MIN_SIZE = 11  # torchmetrics' default Gaussian window
 
 

@@ -20,9 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vqvideo.metrics.frame_quality import DATA_RANGE
-
-PSNR_CAP_DB = 100.0  # an exact frame (zero error) reports this instead of inf, as the eval's other tables do
+from vqvideo.metrics.frame_quality import DATA_RANGE, PSNR_CAP
 
 
 class SampleSpread(NamedTuple):
@@ -48,9 +46,9 @@ def sample_spread(samples: np.ndarray, target: np.ndarray) -> SampleSpread:
 
 
 def mse_to_psnr(mse: np.ndarray) -> np.ndarray:
-    """dB of mean squared 8-bit errors (capped at PSNR_CAP_DB where the error is zero or below: an estimated bias
+    """dB of mean squared 8-bit errors (capped at PSNR_CAP where the error is zero or below: an estimated bias
     can come out negative when it is far smaller than the spread)."""
     mse = np.asarray(mse, np.float64)
     with np.errstate(divide="ignore"):
         psnr = 10.0 * np.log10(DATA_RANGE ** 2 / np.where(mse > 0, mse, 0.0))
-    return np.minimum(np.where(np.isnan(mse), np.nan, psnr), PSNR_CAP_DB)
+    return np.minimum(np.where(np.isnan(mse), np.nan, psnr), PSNR_CAP)
